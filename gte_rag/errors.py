@@ -1,0 +1,107 @@
+"""The exception tree of gte_rag.
+
+Every error the library raises on purpose derives from :class:`GteRagError`, and
+also from the builtin a caller would naturally catch::
+
+    GteRagError
+    ├── ConfigError (ValueError)              bad or contradictory options, bad input
+    │   ├── UnknownModelError                 a model name the registry does not know
+    │   └── InputTooLongError                 a text over max_length with truncation refused
+    ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── ModelLoadError (OSError)              weights/config/tokenizer cannot be found or read
+    ├── StoreError                            anything the Qdrant layer reports
+    │   ├── CollectionMismatchError           existing collection built with another layout
+    │   └── StoreUnavailableError             server unreachable, storage directory locked
+    ├── RemoteServiceError                    an HTTP inference service failed after retries
+    └── MemoryStoreError                      the long-term memory layer
+
+Errors carry their context as attributes (``model_name``, ``collection``,
+``layout_expected`` / ``layout_found``) so callers do not have to parse messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CollectionMismatchError",
+    "ConfigError",
+    "GteRagError",
+    "InputTooLongError",
+    "MemoryStoreError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "RemoteServiceError",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownModelError",
+]
+
+
+class GteRagError(Exception):
+    """Base class of every error raised by gte_rag on purpose."""
+
+
+class ConfigError(GteRagError, ValueError):
+    """An option or an input value is invalid or contradicts another one."""
+
+
+class UnknownModelError(ConfigError):
+    """A model name that is neither registered nor a local checkpoint directory."""
+
+    def __init__(self, message: str, *, model_name: str) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+
+
+class InputTooLongError(ConfigError):
+    """A text is longer than ``max_length`` tokens and truncation was refused."""
+
+    def __init__(self, message: str, *, index: int, num_tokens: int, max_length: int) -> None:
+        super().__init__(message)
+        self.index = index
+        self.num_tokens = num_tokens
+        self.max_length = max_length
+
+
+class MissingDependencyError(GteRagError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+
+class ModelLoadError(GteRagError, OSError):
+    """A checkpoint, its config or its tokenizer cannot be found or read."""
+
+    def __init__(self, message: str, *, model_name: str) -> None:
+        super().__init__(message)
+        self.model_name = model_name
+
+
+class StoreError(GteRagError):
+    """The Qdrant layer failed; ``collection`` names the collection involved."""
+
+    def __init__(self, message: str, *, collection: str | None = None) -> None:
+        super().__init__(message)
+        self.collection = collection
+
+
+class CollectionMismatchError(StoreError, ValueError):
+    """An existing collection does not match the layout the caller asked for."""
+
+    def __init__(
+        self, message: str, *, collection: str, layout_expected: Any, layout_found: Any
+    ) -> None:
+        super().__init__(message, collection=collection)
+        self.layout_expected = layout_expected
+        self.layout_found = layout_found
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The Qdrant server cannot be reached or the local storage cannot be opened."""
+
+
+class RemoteServiceError(GteRagError, ConnectionError):
+    """A remote inference service failed after its retries were used up."""
+
+
+class MemoryStoreError(GteRagError):
+    """The long-term memory layer refused an operation."""
