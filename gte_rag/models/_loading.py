@@ -299,6 +299,7 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     import transformers
 
     cls_name = None
+    path = Path(path)
     cfg_file = path / "tokenizer_config.json"
     if cfg_file.is_file():
         cls_name = _read_json(cfg_file).get("tokenizer_class")
