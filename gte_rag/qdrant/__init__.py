@@ -1,0 +1,71 @@
+"""Qdrant layer: collection layout, pure point/query builders, and stores on two engines.
+
+- :class:`CollectionLayout` names the vectors, sizes, distance, IDF modifier, multivector
+  and payload indexes; it creates and checks collections.
+- :func:`point_id`, :class:`PointRecord`, :func:`build_payload` build points (pure).
+- :class:`HybridConfig` + :func:`build_query_plan` build ONE Query API request (pure).
+- :class:`QdrantStore` / :class:`AsyncQdrantStore` do the I/O on Qdrant Edge
+  (:class:`EdgeBackend`, in-process) or qdrant-client (:class:`ClientBackend`: a server
+  or local mode); :func:`open_store` picks one from a location.
+"""
+
+from __future__ import annotations
+
+from gte_rag.qdrant._backend import AsyncStoreBackend, StoreBackend
+from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
+from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend
+from gte_rag.qdrant._errors import map_store_errors
+from gte_rag.qdrant._layout import (
+    DEFAULT_DENSE_VECTOR_NAME,
+    DEFAULT_MULTIVECTOR_NAME,
+    DEFAULT_PAYLOAD_INDEXES,
+    DEFAULT_SPARSE_VECTOR_NAME,
+    CollectionLayout,
+    check_layout,
+)
+from gte_rag.qdrant._points import (
+    GTE_RAG_NAMESPACE,
+    PointRecord,
+    SearchHit,
+    StoredPoint,
+    build_payload,
+    point_id,
+)
+from gte_rag.qdrant._query import HybridConfig, QueryPlan, build_query_plan
+from gte_rag.qdrant._store import (
+    AsyncQdrantStore,
+    QdrantStore,
+    documents_filter,
+    open_async_store,
+    open_store,
+)
+
+__all__ = [
+    "AsyncClientBackend",
+    "AsyncEdgeBackend",
+    "AsyncQdrantStore",
+    "AsyncStoreBackend",
+    "ClientBackend",
+    "CollectionLayout",
+    "DEFAULT_DENSE_VECTOR_NAME",
+    "DEFAULT_MULTIVECTOR_NAME",
+    "DEFAULT_PAYLOAD_INDEXES",
+    "DEFAULT_SPARSE_VECTOR_NAME",
+    "EdgeBackend",
+    "GTE_RAG_NAMESPACE",
+    "HybridConfig",
+    "PointRecord",
+    "QdrantStore",
+    "QueryPlan",
+    "SearchHit",
+    "StoreBackend",
+    "StoredPoint",
+    "build_payload",
+    "build_query_plan",
+    "check_layout",
+    "documents_filter",
+    "map_store_errors",
+    "open_async_store",
+    "open_store",
+    "point_id",
+]

@@ -1,0 +1,221 @@
+"""The collection layout: vector names, sizes, distance, sparse modifier, payload indexes.
+
+One :class:`CollectionLayout` serves both collection creation and query building, and is
+recorded next to the data (Edge: a sidecar JSON file; client: collection metadata) so that
+reopening a collection built for another model or another geometry fails with a message
+that shows both layouts side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
+
+from gte_rag.errors import CollectionMismatchError, ConfigError
+
+__all__ = [
+    "CollectionLayout",
+    "DEFAULT_DENSE_VECTOR_NAME",
+    "DEFAULT_MULTIVECTOR_NAME",
+    "DEFAULT_PAYLOAD_INDEXES",
+    "DEFAULT_SPARSE_VECTOR_NAME",
+    "Distance",
+    "PayloadIndexType",
+    "check_layout",
+]
+
+logger = logging.getLogger(__name__)
+
+Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+PayloadIndexType = Literal["keyword", "integer", "float", "text", "bool", "datetime", "uuid"]
+
+DEFAULT_DENSE_VECTOR_NAME = "dense"
+DEFAULT_SPARSE_VECTOR_NAME = "sparse"
+DEFAULT_MULTIVECTOR_NAME = "multivector"
+DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (
+    ("doc_id", "keyword"),
+    ("ref_doc_id", "keyword"),
+)
+"""Indexed by default: the fields ``delete_documents`` filters on."""
+
+LAYOUT_FORMAT_VERSION = 1
+"""Version of the serialized layout (sidecar file / collection metadata)."""
+
+# Fields whose difference makes an existing collection unusable for this layout. Payload
+# indexes are not among them: missing ones are simply created by ``ensure_collection``.
+_GEOMETRY_FIELDS = (
+    "dense_name",
+    "dense_size",
+    "distance",
+    "sparse_name",
+    "sparse_idf",
+    "multivector_name",
+    "multivector_size",
+)
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a collection stores GTE vectors and which payload fields it indexes.
+
+    Args:
+        collection: Collection name (Edge: the name of the shard's sub-directory).
+        dense_size: Dimension of the dense vector (after any Matryoshka truncation).
+        dense_name: Name of the dense vector.
+        distance: Dense distance; cosine for GTE models.
+        sparse_name: Name of the sparse vector, or ``None`` for a dense-only collection.
+        sparse_idf: Turn on Qdrant's IDF modifier. On for BM25-style term counts, off for
+            learned mGTE lexical weights (they already carry their importance).
+        multivector_name: Name of an optional multivector (MAX_SIM comparator), e.g. all
+            chunk vectors of a document; ``None`` for none.
+        multivector_size: Dimension of each multivector row; defaults to ``dense_size``.
+        model_name: The embedding model the vectors come from, recorded with the
+            collection so that reopening it with another model is detected.
+        payload_indexes: ``{field: type}`` or pairs; types are ``keyword``, ``integer``,
+            ``float``, ``text``, ``bool``, ``datetime``, ``uuid``. Stored sorted by field.
+
+    Example:
+        >>> layout = CollectionLayout("docs", dense_size=768, model_name="gte-multilingual-base")
+        >>> layout.sparse_name, layout.sparse_idf
+        ('sparse', False)
+    """
+
+    collection: str
+    dense_size: int
+    dense_name: str = DEFAULT_DENSE_VECTOR_NAME
+    distance: Distance = "cosine"
+    sparse_name: str | None = DEFAULT_SPARSE_VECTOR_NAME
+    sparse_idf: bool = False
+    multivector_name: str | None = None
+    multivector_size: int | None = None
+    model_name: str | None = None
+    payload_indexes: tuple[tuple[str, PayloadIndexType], ...] = field(
+        default=DEFAULT_PAYLOAD_INDEXES
+    )
+
+    def __post_init__(self) -> None:
+        if not self.collection or not isinstance(self.collection, str):
+            raise ConfigError(f"collection must be a non-empty string, got {self.collection!r}")
+        if "/" in self.collection or "\\" in self.collection or self.collection in {".", ".."}:
+            raise ConfigError(
+                f"collection {self.collection!r} must not contain path separators "
+                "(it names a sub-directory on Edge)"
+            )
+        if not isinstance(self.dense_size, int) or self.dense_size <= 0:
+            raise ConfigError(f"dense_size must be a positive int, got {self.dense_size!r}")
+        if self.distance not in get_args(Distance):
+            raise ConfigError(
+                f"distance {self.distance!r} is not valid; choose one of {list(get_args(Distance))}"
+            )
+        if self.sparse_idf and self.sparse_name is None:
+            raise ConfigError("sparse_idf=True needs a sparse vector: set sparse_name")
+        if self.multivector_name is None:
+            if self.multivector_size is not None:
+                raise ConfigError("multivector_size is set but multivector_name is None")
+        elif self.multivector_size is None:
+            object.__setattr__(self, "multivector_size", self.dense_size)
+        elif self.multivector_size <= 0:
+            raise ConfigError(
+                f"multivector_size must be a positive int, got {self.multivector_size!r}"
+            )
+        names = [n for n in (self.dense_name, self.sparse_name, self.multivector_name) if n]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"vector names must be distinct, got {names}")
+        raw = self.payload_indexes
+        items = raw.items() if isinstance(raw, Mapping) else raw
+        indexes: dict[str, PayloadIndexType] = {}
+        for name, kind in items:
+            if kind not in get_args(PayloadIndexType):
+                raise ConfigError(
+                    f"payload index type {kind!r} for field {name!r} is not valid; "
+                    f"choose one of {list(get_args(PayloadIndexType))}"
+                )
+            if name in indexes and indexes[name] != kind:
+                raise ConfigError(
+                    f"payload field {name!r} is indexed twice: as {indexes[name]!r} and {kind!r}"
+                )
+            indexes[str(name)] = kind
+        object.__setattr__(self, "payload_indexes", tuple(sorted(indexes.items())))
+
+    @property
+    def has_sparse(self) -> bool:
+        """Whether the collection has a sparse vector."""
+        return self.sparse_name is not None
+
+    @property
+    def has_multivector(self) -> bool:
+        """Whether the collection has a multivector."""
+        return self.multivector_name is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize to a JSON-compatible dict (stored with the collection)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["payload_indexes"] = dict(self.payload_indexes)
+        out["format_version"] = LAYOUT_FORMAT_VERSION
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CollectionLayout:
+        """Rebuild a layout from :meth:`to_dict` output; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if isinstance(kwargs.get("payload_indexes"), Mapping):
+            kwargs["payload_indexes"] = tuple(kwargs["payload_indexes"].items())
+        return cls(**kwargs)
+
+    def geometry_differences(self, other: CollectionLayout) -> list[str]:
+        """Names of the fields that make ``other`` incompatible with this layout.
+
+        ``model_name`` counts only when both layouts record one: a collection created
+        without a model name (e.g. by another tool) is accepted on geometry alone.
+        """
+        diffs = [n for n in _GEOMETRY_FIELDS if getattr(self, n) != getattr(other, n)]
+        if self.model_name and other.model_name and self.model_name != other.model_name:
+            diffs.insert(0, "model_name")
+        return diffs
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(f"{k}:{v}" for k, v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def format_layouts_side_by_side(
+    expected: CollectionLayout, found: CollectionLayout, differing: list[str]
+) -> str:
+    """Render both layouts as a table, marking the differing rows with ``*``."""
+    rows = [("", "field", "expected", "found")]
+    for f in fields(expected):
+        if f.name == "collection":
+            continue
+        mark = "*" if f.name in differing else " "
+        rows.append((mark, f.name, _fmt(getattr(expected, f.name)), _fmt(getattr(found, f.name))))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
+    )
+
+
+def check_layout(expected: CollectionLayout, found: CollectionLayout) -> None:
+    """Raise if an existing collection (``found``) cannot serve ``expected``.
+
+    Raises:
+        CollectionMismatchError: the model, a vector name/size, the distance, the IDF
+            modifier or the multivector differ. The message shows both layouts.
+    """
+    differing = expected.geometry_differences(found)
+    if not differing:
+        return
+    table = format_layouts_side_by_side(expected, found, differing)
+    message = (
+        f"Collection {expected.collection!r} exists with another layout "
+        f"(differs in: {', '.join(differing)}):\n{table}\n"
+        "Fix: use another collection name for this model/layout, or recreate the "
+        "collection (ensure_collection(recreate=True) deletes its points) and re-ingest."
+    )
+    raise CollectionMismatchError(
+        message, collection=expected.collection, layout_expected=expected, layout_found=found
+    )

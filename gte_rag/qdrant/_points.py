@@ -1,0 +1,182 @@
+"""Pure point builders: deterministic ids, point records, LlamaIndex-compatible payloads.
+
+Ids are ``uuid5(GTE_RAG_NAMESPACE, f"{doc_id}#{chunk_index}")``, so re-ingesting a
+document (after an interrupted run, or an unchanged re-run) overwrites the same points
+instead of duplicating them. Both Qdrant engines accept UUID strings; Edge and local mode
+reject other strings.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gte_rag._types import SparseVector
+from gte_rag.errors import ConfigError
+
+__all__ = [
+    "GTE_RAG_NAMESPACE",
+    "PointRecord",
+    "RESERVED_PAYLOAD_KEYS",
+    "SearchHit",
+    "StoredPoint",
+    "build_payload",
+    "point_id",
+]
+
+logger = logging.getLogger(__name__)
+
+GTE_RAG_NAMESPACE = uuid.UUID("5d0c6f4e-3b7a-5c59-9a57-6774652d7261")
+"""Fixed namespace of the project's uuid5 point ids. Never change it: ids would move."""
+
+RESERVED_PAYLOAD_KEYS = frozenset(
+    {"text", "chunk_index", "doc_id", "ref_doc_id", "document_id", "_node_content", "_node_type"}
+)
+"""Top-level payload keys written by :func:`build_payload`; metadata must not reuse them."""
+
+
+def point_id(doc_id: str, chunk_index: int) -> str:
+    """Deterministic point id of chunk ``chunk_index`` of document ``doc_id``.
+
+    Args:
+        doc_id: The source document id (LlamaIndex ``ref_doc_id``).
+        chunk_index: Position of the chunk in the document, ``>= 0``; use ``-1`` for a
+            document-level point (e.g. the one holding the multivector).
+
+    Returns:
+        A canonical UUID string.
+
+    Example:
+        >>> point_id("doc-1", 0) == point_id("doc-1", 0)
+        True
+    """
+    if not isinstance(doc_id, str) or not doc_id:
+        raise ConfigError(f"doc_id must be a non-empty string, got {doc_id!r}")
+    if isinstance(chunk_index, bool) or not isinstance(chunk_index, (int, np.integer)):
+        raise ConfigError(f"chunk_index must be an int, got {chunk_index!r}")
+    if chunk_index < -1:
+        raise ConfigError(f"chunk_index must be >= -1, got {chunk_index}")
+    return str(uuid.uuid5(GTE_RAG_NAMESPACE, f"{doc_id}#{int(chunk_index)}"))
+
+
+def _as_float_list(vector: Any, what: str) -> list[float]:
+    arr = np.asarray(vector, dtype=np.float32)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ConfigError(f"{what} must be a non-empty 1-d vector, got shape {arr.shape}")
+    return [float(x) for x in arr]
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    """One point to upsert.
+
+    Args:
+        id: A UUID string, normally from :func:`point_id`.
+        dense: Dense vector, shape ``(dense_size,)``; stored as float32.
+        sparse: Sparse vector, or ``None`` when the point has none.
+        multivector: Rows of the multivector, shape ``(m, multivector_size)``, or ``None``.
+        payload: JSON-compatible payload, normally from :func:`build_payload`.
+    """
+
+    id: str
+    dense: Sequence[float] | np.ndarray
+    sparse: SparseVector | None = None
+    multivector: Sequence[Sequence[float]] | np.ndarray | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            canonical = str(uuid.UUID(str(self.id)))
+        except ValueError as exc:
+            raise ConfigError(
+                f"point id {self.id!r} is not a UUID; build ids with point_id(doc_id, chunk_index)"
+            ) from exc
+        object.__setattr__(self, "id", canonical)
+        object.__setattr__(self, "dense", _as_float_list(self.dense, "dense"))
+        if self.sparse is not None and not isinstance(self.sparse, SparseVector):
+            raise ConfigError(
+                f"sparse must be a gte_rag SparseVector or None, got {type(self.sparse).__name__}"
+            )
+        if self.multivector is not None:
+            mv = np.asarray(self.multivector, dtype=np.float32)
+            if mv.ndim != 2 or mv.shape[0] == 0:
+                raise ConfigError(f"multivector must have shape (m, dim), got {mv.shape}")
+            object.__setattr__(self, "multivector", [[float(x) for x in row] for row in mv])
+        object.__setattr__(self, "payload", dict(self.payload))
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One query result: point id, fused score (higher is better) and payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """A point read back by ``retrieve``/``scroll``: id and payload."""
+
+    id: str
+    payload: dict[str, Any]
+
+
+def build_payload(
+    *,
+    text: str,
+    doc_id: str,
+    chunk_index: int,
+    metadata: Mapping[str, Any] | None = None,
+    node_content: str | None = None,
+    node_type: str = "TextNode",
+) -> dict[str, Any]:
+    """Build a payload that LlamaIndex can read back and Qdrant can filter on.
+
+    The layout follows LlamaIndex's ``node_to_metadata_dict``: metadata keys at the top
+    level, ``_node_content`` (the node as JSON, given by the caller), ``_node_type``, and
+    the source id under ``doc_id``, ``ref_doc_id`` and ``document_id``. In addition the
+    chunk text is kept in the top-level ``text`` field (so text filters and text indexes
+    work) and the chunk position in ``chunk_index``.
+
+    Args:
+        text: The chunk text.
+        doc_id: The source document id.
+        chunk_index: Position of the chunk in its document.
+        metadata: Flat, JSON-compatible metadata; must not use a reserved key.
+        node_content: The LlamaIndex node serialized to JSON, or ``None`` to omit it
+            (and ``_node_type``).
+        node_type: LlamaIndex class name of the node, stored as ``_node_type``.
+
+    Returns:
+        A new dict.
+
+    Raises:
+        ConfigError: a metadata key collides with a reserved key with another value.
+    """
+    payload: dict[str, Any] = {}
+    for key, value in (metadata or {}).items():
+        payload[str(key)] = value
+    reserved: dict[str, Any] = {
+        "text": text,
+        "chunk_index": int(chunk_index),
+        "doc_id": doc_id,
+        "ref_doc_id": doc_id,
+        "document_id": doc_id,
+    }
+    if node_content is not None:
+        reserved["_node_content"] = node_content
+        reserved["_node_type"] = node_type
+    for key, value in reserved.items():
+        if key in payload and payload[key] != value:
+            raise ConfigError(
+                f"metadata key {key!r} is reserved by the payload layout "
+                f"(reserved keys: {sorted(RESERVED_PAYLOAD_KEYS)}); rename it"
+            )
+        payload[key] = value
+    return payload

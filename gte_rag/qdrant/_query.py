@@ -1,0 +1,230 @@
+"""Pure query building: one Query API request per search, fused inside Qdrant.
+
+Hybrid search is ONE request: a dense prefetch and a sparse prefetch, each carrying the
+filter, and an outer fusion step that also carries it::
+
+    query(prefetch=[dense(filter, limit=P), sparse(filter, limit=P)],
+          query=RRF(k, weights) | DBSF | formula($score[0]*w_d + $score[1]*w_s),
+          filter=filter, limit=top_k)
+
+The plan is expressed with ``qdrant_client.models`` types; the Edge backend converts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+from qdrant_client import models
+
+from gte_rag._types import SparseVector
+from gte_rag.errors import ConfigError
+from gte_rag.qdrant._layout import CollectionLayout
+
+__all__ = [
+    "DEFAULT_PREFETCH_MIN",
+    "DEFAULT_RRF_K",
+    "FusionMethod",
+    "HybridConfig",
+    "QueryMode",
+    "QueryPlan",
+    "build_query_plan",
+]
+
+logger = logging.getLogger(__name__)
+
+QueryMode = Literal["dense", "sparse", "hybrid"]
+FusionMethod = Literal["rrf", "dbsf", "weighted"]
+
+DEFAULT_RRF_K = 60
+DEFAULT_PREFETCH_MIN = 100
+DEFAULT_PREFETCH_FACTOR = 4
+
+# Branch weights used when the caller leaves them unset, per fusion family.
+# RRF: both ranked lists count the same. weighted: the official mGTE hybrid score
+# ``dense * 1.0 + lexical * 0.1`` (the lexical score lives on a larger scale).
+_DEFAULT_WEIGHTS: dict[str, tuple[float, float]] = {"rrf": (1.0, 1.0), "weighted": (1.0, 0.1)}
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """How a query combines the dense and the sparse branch.
+
+    Args:
+        mode: ``dense``, ``sparse`` or ``hybrid`` (both branches fused inside Qdrant).
+        fusion: ``rrf`` (reciprocal rank fusion), ``dbsf`` (distribution-based score
+            fusion) or ``weighted`` (formula ``dense * dense_weight + sparse * sparse_weight``,
+            a point missing from one branch scores 0 there).
+        rrf_k: The ``k`` of RRF: ``score = sum_b w_b / (k + rank_b)``.
+        dense_weight: Weight of the dense branch; ``None`` takes the fusion's default
+            (1.0 for ``rrf`` and ``weighted``). DBSF takes no weights.
+        sparse_weight: Weight of the sparse branch; ``None`` takes the fusion's default
+            (1.0 for ``rrf``, 0.1 for ``weighted``, the official mGTE ratio).
+        prefetch_limit: Candidates per branch; ``None`` means ``max(4 * top_k, 100)``.
+
+    Example:
+        >>> HybridConfig(fusion="weighted").weights
+        (1.0, 0.1)
+    """
+
+    mode: QueryMode = "hybrid"
+    fusion: FusionMethod = "rrf"
+    rrf_k: int = DEFAULT_RRF_K
+    dense_weight: float | None = None
+    sparse_weight: float | None = None
+    prefetch_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in get_args(QueryMode):
+            raise ConfigError(f"mode {self.mode!r} is not valid; choose one of {list(get_args(QueryMode))}")
+        if self.fusion not in get_args(FusionMethod):
+            raise ConfigError(
+                f"fusion {self.fusion!r} is not valid; choose one of {list(get_args(FusionMethod))}"
+            )
+        if not isinstance(self.rrf_k, int) or self.rrf_k <= 0:
+            raise ConfigError(f"rrf_k must be a positive int, got {self.rrf_k!r}")
+        if self.fusion == "dbsf" and (self.dense_weight is not None or self.sparse_weight is not None):
+            raise ConfigError(
+                "fusion='dbsf' takes no branch weights; use fusion='rrf' or 'weighted' to weight branches"
+            )
+        for name in ("dense_weight", "sparse_weight"):
+            value = getattr(self, name)
+            if value is not None and (not np.isfinite(value) or value < 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.prefetch_limit is not None and self.prefetch_limit <= 0:
+            raise ConfigError(f"prefetch_limit must be a positive int, got {self.prefetch_limit!r}")
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        """``(dense_weight, sparse_weight)`` with the fusion family's defaults filled in."""
+        default = _DEFAULT_WEIGHTS.get(self.fusion, (1.0, 1.0))
+        dense = default[0] if self.dense_weight is None else float(self.dense_weight)
+        sparse = default[1] if self.sparse_weight is None else float(self.sparse_weight)
+        return dense, sparse
+
+    def resolve_prefetch_limit(self, top_k: int) -> int:
+        """Candidates per branch for a query returning ``top_k`` points."""
+        if self.prefetch_limit is not None:
+            return max(self.prefetch_limit, top_k)
+        return max(DEFAULT_PREFETCH_FACTOR * top_k, DEFAULT_PREFETCH_MIN)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """One Query API request, engine-neutral (``qdrant_client.models`` types)."""
+
+    query: Any
+    limit: int
+    using: str | None = None
+    prefetch: tuple[models.Prefetch, ...] = ()
+    filter: models.Filter | None = None
+    with_payload: bool = True
+
+
+def _dense_list(dense: Sequence[float] | np.ndarray, size: int) -> list[float]:
+    arr = np.asarray(dense, dtype=np.float32)
+    if arr.ndim != 1 or arr.shape[0] != size:
+        raise ConfigError(f"dense query must have shape ({size},), got {arr.shape}")
+    return [float(x) for x in arr]
+
+
+def _sparse_model(sparse: SparseVector) -> models.SparseVector:
+    if not isinstance(sparse, SparseVector):
+        raise ConfigError(f"sparse query must be a gte_rag SparseVector, got {type(sparse).__name__}")
+    return models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
+
+
+def _fusion_query(config: HybridConfig) -> Any:
+    if config.fusion == "dbsf":
+        return models.FusionQuery(fusion=models.Fusion.DBSF)
+    w_dense, w_sparse = config.weights
+    if config.fusion == "rrf":
+        # Send weights only when they matter, so servers without weighted RRF still work.
+        weights = None if (w_dense, w_sparse) == (1.0, 1.0) else [w_dense, w_sparse]
+        return models.RrfQuery(rrf=models.Rrf(k=config.rrf_k, weights=weights))
+    # weighted: prefetch 0 is dense, 1 is sparse; a point found by one branch only
+    # scores 0 in the other (defaults), as in the official mGTE hybrid score.
+    formula = models.SumExpression(
+        sum=[
+            models.MultExpression(mult=["$score[0]", w_dense]),
+            models.MultExpression(mult=["$score[1]", w_sparse]),
+        ]
+    )
+    return models.FormulaQuery(formula=formula, defaults={"$score[0]": 0.0, "$score[1]": 0.0})
+
+
+def build_query_plan(
+    layout: CollectionLayout,
+    *,
+    dense: Sequence[float] | np.ndarray | None,
+    sparse: SparseVector | None,
+    top_k: int,
+    hybrid: HybridConfig,
+    filter: models.Filter | None = None,
+) -> QueryPlan:
+    """Build the single request for a dense, sparse or hybrid search.
+
+    Args:
+        layout: The collection layout (vector names and sizes).
+        dense: Query dense vector, shape ``(dense_size,)``; needed by dense/hybrid.
+        sparse: Query sparse vector; needed by sparse/hybrid.
+        top_k: Number of results.
+        hybrid: Mode, fusion and weights.
+        filter: Applied inside every prefetch and to the outer query.
+
+    Returns:
+        The plan.
+
+    Raises:
+        ConfigError: a vector the mode needs is missing, the layout has no sparse
+            vector, or ``top_k`` is not positive.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0:
+        raise ConfigError(f"top_k must be a positive int, got {top_k!r}")
+    if filter is not None and not isinstance(filter, models.Filter):
+        raise ConfigError(
+            f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}"
+        )
+    mode = hybrid.mode
+    if mode in ("sparse", "hybrid") and not layout.has_sparse:
+        raise ConfigError(
+            f"mode={mode!r} needs a sparse vector but collection {layout.collection!r} has none "
+            "(set CollectionLayout.sparse_name) ; use mode='dense'"
+        )
+    if mode in ("dense", "hybrid") and dense is None:
+        raise ConfigError(f"mode={mode!r} needs a dense query vector")
+    if mode in ("sparse", "hybrid") and sparse is None:
+        raise ConfigError(f"mode={mode!r} needs a sparse query vector")
+    if mode == "dense":
+        return QueryPlan(
+            query=models.NearestQuery(nearest=_dense_list(dense, layout.dense_size)),  # type: ignore[arg-type]
+            using=layout.dense_name,
+            filter=filter,
+            limit=top_k,
+        )
+    if mode == "sparse":
+        return QueryPlan(
+            query=models.NearestQuery(nearest=_sparse_model(sparse)),  # type: ignore[arg-type]
+            using=layout.sparse_name,
+            filter=filter,
+            limit=top_k,
+        )
+    limit = hybrid.resolve_prefetch_limit(top_k)
+    prefetch = (
+        models.Prefetch(
+            query=_dense_list(dense, layout.dense_size),  # type: ignore[arg-type]
+            using=layout.dense_name,
+            filter=filter,
+            limit=limit,
+        ),
+        models.Prefetch(
+            query=_sparse_model(sparse),  # type: ignore[arg-type]
+            using=layout.sparse_name,
+            filter=filter,
+            limit=limit,
+        ),
+    )
+    return QueryPlan(query=_fusion_query(hybrid), prefetch=prefetch, filter=filter, limit=top_k)

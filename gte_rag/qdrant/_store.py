@@ -1,0 +1,470 @@
+"""Public stores: :class:`QdrantStore` (sync) and :class:`AsyncQdrantStore` (async).
+
+Each method builds a request with the pure builders, makes ONE backend call (``upsert``
+makes one per batch) and returns parsed results. :func:`open_store` picks the engine from
+the location: a directory (or ``None``) is Qdrant Edge, an ``http(s)://`` URL is a
+server, ``":memory:"`` is qdrant-client local mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
+
+from gte_rag.errors import ConfigError
+from gte_rag.qdrant._backend import AsyncStoreBackend, StoreBackend, validate_points
+from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
+from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend, _check_edge_options
+from gte_rag.qdrant._layout import CollectionLayout, check_layout
+from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
+from gte_rag.qdrant._query import HybridConfig, build_query_plan
+
+__all__ = ["AsyncQdrantStore", "QdrantStore", "open_async_store", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+Engine = Literal["auto", "edge", "client"]
+DEFAULT_BATCH_SIZE = 256
+DOCUMENT_ID_FIELDS = ("doc_id", "ref_doc_id")
+
+
+def documents_filter(doc_ids: Sequence[str]) -> models.Filter:
+    """Points whose ``doc_id`` or ``ref_doc_id`` is one of ``doc_ids``."""
+    if isinstance(doc_ids, str):
+        raise ConfigError("doc_ids must be a sequence of ids, not a single string")
+    ids = [str(d) for d in doc_ids]
+    return models.Filter(
+        should=[
+            models.FieldCondition(key=key, match=models.MatchAny(any=ids)) for key in DOCUMENT_ID_FIELDS
+        ]
+    )
+
+
+def _batches(points: Sequence[PointRecord], batch_size: int) -> Iterator[Sequence[PointRecord]]:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    for start in range(0, len(points), batch_size):
+        yield points[start : start + batch_size]
+
+
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm  # lazy: only when a bar is asked for
+
+    return tqdm(total=total, unit="point", desc="upsert")
+
+
+def _order_like(ids: Sequence[str], found: list[StoredPoint]) -> list[StoredPoint]:
+    by_id = {p.id: p for p in found}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def _canonical_ids(ids: Sequence[str]) -> list[str]:
+    import uuid
+
+    if isinstance(ids, str):
+        raise ConfigError("ids must be a sequence of point ids, not a single string")
+    try:
+        return [str(uuid.UUID(str(i))) for i in ids]
+    except ValueError as exc:
+        raise ConfigError(f"point ids must be UUID strings: {exc}") from exc
+
+
+def _check_filter(filter: Any) -> None:
+    if filter is not None and not isinstance(filter, models.Filter):
+        raise ConfigError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
+
+
+class QdrantStore:
+    """GTE vectors in one Qdrant collection (Edge or qdrant-client), synchronous.
+
+    Build it with :func:`open_store`, or from a backend.
+
+    Args:
+        backend: An :class:`EdgeBackend` or :class:`ClientBackend` bound to the layout.
+
+    Example:
+        >>> from gte_rag.qdrant import CollectionLayout, open_store
+        >>> with open_store(None, CollectionLayout("docs", dense_size=4)) as store:
+        ...     _ = store.ensure_collection()
+        ...     store.count()
+        0
+    """
+
+    def __init__(self, *, backend: StoreBackend) -> None:
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return f"QdrantStore({self._backend!r})"
+
+    @property
+    def layout(self) -> CollectionLayout:
+        """The collection layout."""
+        return self._backend.layout
+
+    @property
+    def backend(self) -> StoreBackend:
+        """The engine backend (for engine-specific calls)."""
+        return self._backend
+
+    def ensure_collection(self, *, recreate: bool = False) -> bool:
+        """Create the collection, or check an existing one against the layout.
+
+        Missing payload indexes are created either way.
+
+        Args:
+            recreate: Delete an existing collection (and its points) first.
+
+        Returns:
+            Whether the collection was created.
+
+        Raises:
+            CollectionMismatchError: it exists with another model or geometry.
+        """
+        found = self._backend.read_layout()
+        if found is not None and recreate:
+            self._backend.drop_collection()
+            found = None
+        if found is None:
+            self._backend.create_collection()
+            existing: dict[str, str] = {}
+        else:
+            check_layout(self.layout, found)
+            existing = self._backend.indexed_fields()
+        for field, kind in self.layout.payload_indexes:
+            if field not in existing:
+                self._backend.create_payload_index(field, kind)
+        return found is None
+
+    def upsert(
+        self,
+        points: Sequence[PointRecord],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = False,
+    ) -> int:
+        """Insert or overwrite points in batches; idempotent for deterministic ids.
+
+        Returns:
+            The number of points sent.
+        """
+        points = list(points)
+        validate_points(points, self.layout)
+        bar = _progress(len(points), show_progress)
+        try:
+            for batch in _batches(points, batch_size):
+                self._backend.upsert(batch)
+                logger.debug("Upserted %d points into %r", len(batch), self.layout.collection)
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        return len(points)
+
+    def query(
+        self,
+        dense: Sequence[float] | Any | None = None,
+        sparse: Any | None = None,
+        *,
+        top_k: int = 10,
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[SearchHit]:
+        """Dense, sparse or hybrid search in one request, best first.
+
+        Args:
+            dense: Query dense vector, shape ``(dense_size,)``.
+            sparse: Query :class:`~gte_rag._types.SparseVector`.
+            top_k: Number of results.
+            hybrid: Mode/fusion/weights; ``None`` means ``HybridConfig()`` (hybrid RRF).
+            filter: Applied inside every prefetch and to the fused result.
+        """
+        plan = build_query_plan(
+            self.layout, dense=dense, sparse=sparse, top_k=top_k,
+            hybrid=hybrid or HybridConfig(), filter=filter,
+        )
+        return self._backend.query(plan)
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        """Delete every point whose ``doc_id`` or ``ref_doc_id`` is in ``doc_ids``."""
+        self._backend.delete(documents_filter(doc_ids))
+
+    def delete(self, filter: models.Filter) -> None:
+        """Delete the points matching ``filter`` (required: no accidental wipe)."""
+        if filter is None:
+            raise ConfigError("delete needs a filter; use ensure_collection(recreate=True) to empty")
+        _check_filter(filter)
+        self._backend.delete(filter)
+
+    def count(self, filter: models.Filter | None = None) -> int:
+        """Exact number of points matching ``filter`` (all points when ``None``)."""
+        _check_filter(filter)
+        return self._backend.count(filter)
+
+    def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
+        """Points by id, in the order of ``ids``; unknown ids are left out."""
+        canonical = _canonical_ids(ids)
+        return _order_like(canonical, self._backend.retrieve(canonical))
+
+    def scroll(
+        self, *, filter: models.Filter | None = None, limit: int = 100, offset: str | None = None
+    ) -> tuple[list[StoredPoint], str | None]:
+        """One page of points; pass the returned offset to get the next (``None`` = end)."""
+        _check_filter(filter)
+        return self._backend.scroll(filter, limit, offset)
+
+    def optimize(self) -> bool:
+        """Build HNSW/indexes now (Edge); a no-op returning ``False`` on qdrant-client."""
+        return self._backend.optimize()
+
+    def close(self) -> None:
+        """Release the engine; a temporary Edge directory is deleted."""
+        self._backend.close()
+
+    def __enter__(self) -> QdrantStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncQdrantStore:
+    """The asynchronous twin of :class:`QdrantStore` (same methods, awaitable).
+
+    Build it with :func:`open_async_store`. On qdrant-client it uses ``AsyncQdrantClient``;
+    on Edge each call runs in a worker thread.
+    """
+
+    def __init__(self, *, backend: AsyncStoreBackend) -> None:
+        self._backend = backend
+
+    def __repr__(self) -> str:
+        return f"AsyncQdrantStore({self._backend!r})"
+
+    @property
+    def layout(self) -> CollectionLayout:
+        """The collection layout."""
+        return self._backend.layout
+
+    @property
+    def backend(self) -> AsyncStoreBackend:
+        """The engine backend."""
+        return self._backend
+
+    async def ensure_collection(self, *, recreate: bool = False) -> bool:
+        """See :meth:`QdrantStore.ensure_collection`."""
+        found = await self._backend.read_layout()
+        if found is not None and recreate:
+            await self._backend.drop_collection()
+            found = None
+        if found is None:
+            await self._backend.create_collection()
+            existing: dict[str, str] = {}
+        else:
+            check_layout(self.layout, found)
+            existing = await self._backend.indexed_fields()
+        for field, kind in self.layout.payload_indexes:
+            if field not in existing:
+                await self._backend.create_payload_index(field, kind)
+        return found is None
+
+    async def upsert(
+        self,
+        points: Sequence[PointRecord],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = False,
+    ) -> int:
+        """See :meth:`QdrantStore.upsert`."""
+        points = list(points)
+        validate_points(points, self.layout)
+        bar = _progress(len(points), show_progress)
+        try:
+            for batch in _batches(points, batch_size):
+                await self._backend.upsert(batch)
+                if bar is not None:
+                    bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        return len(points)
+
+    async def query(
+        self,
+        dense: Sequence[float] | Any | None = None,
+        sparse: Any | None = None,
+        *,
+        top_k: int = 10,
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[SearchHit]:
+        """See :meth:`QdrantStore.query`."""
+        plan = build_query_plan(
+            self.layout, dense=dense, sparse=sparse, top_k=top_k,
+            hybrid=hybrid or HybridConfig(), filter=filter,
+        )
+        return await self._backend.query(plan)
+
+    async def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        """See :meth:`QdrantStore.delete_documents`."""
+        await self._backend.delete(documents_filter(doc_ids))
+
+    async def delete(self, filter: models.Filter) -> None:
+        """See :meth:`QdrantStore.delete`."""
+        if filter is None:
+            raise ConfigError("delete needs a filter; use ensure_collection(recreate=True) to empty")
+        _check_filter(filter)
+        await self._backend.delete(filter)
+
+    async def count(self, filter: models.Filter | None = None) -> int:
+        """See :meth:`QdrantStore.count`."""
+        _check_filter(filter)
+        return await self._backend.count(filter)
+
+    async def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
+        """See :meth:`QdrantStore.retrieve`."""
+        canonical = _canonical_ids(ids)
+        return _order_like(canonical, await self._backend.retrieve(canonical))
+
+    async def scroll(
+        self, *, filter: models.Filter | None = None, limit: int = 100, offset: str | None = None
+    ) -> tuple[list[StoredPoint], str | None]:
+        """See :meth:`QdrantStore.scroll`."""
+        _check_filter(filter)
+        return await self._backend.scroll(filter, limit, offset)
+
+    async def optimize(self) -> bool:
+        """See :meth:`QdrantStore.optimize`."""
+        return await self._backend.optimize()
+
+    async def aclose(self) -> None:
+        """Release the engine; a temporary Edge directory is deleted."""
+        await self._backend.close()
+
+    async def __aenter__(self) -> AsyncQdrantStore:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _resolve_engine(location: str | Path | None, engine: Engine) -> Literal["edge", "client"]:
+    if engine not in ("auto", "edge", "client"):
+        raise ConfigError(f"engine {engine!r} is not valid; choose 'auto', 'edge' or 'client'")
+    is_url = isinstance(location, str) and location.startswith(("http://", "https://"))
+    is_memory = location == ":memory:"
+    if engine == "edge" and (is_url or is_memory):
+        raise ConfigError(f"engine='edge' needs a directory or None, got {location!r}")
+    if engine == "client" and location is None:
+        raise ConfigError("engine='client' needs a URL, ':memory:' or a directory (local mode)")
+    if engine != "auto":
+        return engine
+    return "client" if (is_url or is_memory) else "edge"
+
+
+def _client_kwargs(
+    location: str | Path, *, api_key: str | None, prefer_grpc: bool, timeout: int | None
+) -> dict[str, Any]:
+    loc = str(location)
+    if loc.startswith(("http://", "https://")):
+        kwargs: dict[str, Any] = {"url": loc, "api_key": api_key, "prefer_grpc": prefer_grpc}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        return kwargs
+    if api_key is not None:
+        raise ConfigError(f"api_key is only used with an http(s):// URL, got location {loc!r}")
+    return {"location": ":memory:"} if loc == ":memory:" else {"path": loc}
+
+
+def open_store(
+    location: str | Path | None,
+    layout: CollectionLayout,
+    *,
+    engine: Engine = "auto",
+    api_key: str | None = None,
+    prefer_grpc: bool = False,
+    timeout: int | None = None,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    on_disk: bool | None = None,
+    quantization_config: Any | None = None,
+) -> QdrantStore:
+    """Open a store; no I/O happens until the first call (e.g. ``ensure_collection``).
+
+    Args:
+        location: A directory (Qdrant Edge; the shard lives in ``location/<collection>``),
+            ``None`` (Edge in a temporary directory deleted on close), an ``http(s)://``
+            URL (a Qdrant server) or ``":memory:"`` (qdrant-client local mode).
+        layout: The collection layout.
+        engine: ``auto`` (by location), or force ``edge``/``client``; ``client`` with a
+            directory gives qdrant-client local mode on disk.
+        api_key: Server API key (URL only).
+        prefer_grpc: Talk gRPC to the server.
+        timeout: Server request timeout in seconds.
+        shard_number: Server only: shards of a new collection.
+        replication_factor: Server only: replicas of a new collection.
+        on_disk: Keep original dense vectors on disk (both engines).
+        quantization_config: Server only: a ``qdrant_client.models`` quantization config.
+
+    Raises:
+        ConfigError: contradictory options (e.g. ``shard_number`` with Edge).
+    """
+    kind = _resolve_engine(location, engine)
+    if kind == "edge":
+        _check_edge_options(
+            shard_number=shard_number, replication_factor=replication_factor,
+            quantization_config=quantization_config, api_key=api_key,
+        )
+        return QdrantStore(backend=EdgeBackend(location, layout, on_disk=on_disk))
+    assert location is not None
+    client = QdrantClient(
+        **_client_kwargs(location, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
+    )
+    options = {
+        "shard_number": shard_number, "replication_factor": replication_factor,
+        "on_disk": on_disk, "quantization_config": quantization_config,
+    }
+    return QdrantStore(backend=ClientBackend(client, layout, collection_options=options))
+
+
+def open_async_store(
+    location: str | Path | None,
+    layout: CollectionLayout,
+    *,
+    engine: Engine = "auto",
+    api_key: str | None = None,
+    prefer_grpc: bool = False,
+    timeout: int | None = None,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    on_disk: bool | None = None,
+    quantization_config: Any | None = None,
+) -> AsyncQdrantStore:
+    """Async twin of :func:`open_store` (same arguments)."""
+    kind = _resolve_engine(location, engine)
+    if kind == "edge":
+        _check_edge_options(
+            shard_number=shard_number, replication_factor=replication_factor,
+            quantization_config=quantization_config, api_key=api_key,
+        )
+        return AsyncQdrantStore(backend=AsyncEdgeBackend(EdgeBackend(location, layout, on_disk=on_disk)))
+    assert location is not None
+    client = AsyncQdrantClient(
+        **_client_kwargs(location, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
+    )
+    options = {
+        "shard_number": shard_number, "replication_factor": replication_factor,
+        "on_disk": on_disk, "quantization_config": quantization_config,
+    }
+    return AsyncQdrantStore(backend=AsyncClientBackend(client, layout, collection_options=options))
