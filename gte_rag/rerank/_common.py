@@ -1,0 +1,95 @@
+"""Pieces shared by the cross-encoder and the LLM relevance scorer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import ConfigError, InputTypeError
+
+__all__ = [
+    "DEFAULT_MAX_BATCH_TOKENS",
+    "PairScorer",
+    "RerankResult",
+    "check_pairs",
+    "check_positive",
+    "check_query_documents",
+    "rank_scores",
+]
+
+DEFAULT_MAX_BATCH_TOKENS = 16_384
+"""Padded tokens per forward pass: 32 pairs of 512 tokens, or two pairs of 8192."""
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One document of a :meth:`rerank` answer.
+
+    Attributes:
+        index: Position of the document in the list passed to ``rerank``.
+        score: Relevance score (a raw logit, or a probability when normalised).
+        document: The document text.
+    """
+
+    index: int
+    score: float
+    document: str
+
+
+class PairScorer(Protocol):
+    """Anything that scores (query, document) pairs: the cross-encoder, the LLM scorer."""
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], *, show_progress: bool = False) -> np.ndarray: ...
+
+
+def check_pairs(pairs: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Split pairs into queries and documents, rejecting anything that is not two strs.
+
+    Raises:
+        InputTypeError: a pair or one of its members is not a str; the message names the index.
+    """
+    if isinstance(pairs, (str, bytes)):
+        raise InputTypeError(f"pairs must be a sequence of (query, document) tuples, got {type(pairs).__name__}")
+    queries: list[str] = []
+    documents: list[str] = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise InputTypeError(f"pairs[{i}] must be a (query, document) tuple of two str, got {type(pair).__name__}")
+        query, document = pair[0], pair[1]
+        if not isinstance(query, str):
+            raise InputTypeError(f"pairs[{i}][0] (the query) must be a str, got {type(query).__name__}")
+        if not isinstance(document, str):
+            raise InputTypeError(f"pairs[{i}][1] (the document) must be a str, got {type(document).__name__}")
+        queries.append(query)
+        documents.append(document)
+    return queries, documents
+
+
+def check_query_documents(query: str, documents: Sequence[str]) -> None:
+    """Validate the arguments of ``rerank`` (raises :class:`InputTypeError`)."""
+    if not isinstance(query, str):
+        raise InputTypeError(f"query must be a str, got {type(query).__name__}")
+    if isinstance(documents, (str, bytes)):
+        raise InputTypeError("documents must be a sequence of str, got a single str; wrap it in a list")
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, str):
+            raise InputTypeError(f"documents[{i}] must be a str, got {type(doc).__name__}")
+
+
+def rank_scores(scores: np.ndarray, documents: Sequence[str], top_k: int | None) -> list[RerankResult]:
+    """Sort by score, highest first; equal scores keep their input order."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ConfigError(f"top_k must be a positive int or None, got {top_k!r}")
+    order = np.argsort(-scores, kind="stable")
+    if top_k is not None:
+        order = order[:top_k]
+    return [RerankResult(index=int(i), score=float(scores[i]), document=documents[i]) for i in order]
+
+
+def check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
+    return value

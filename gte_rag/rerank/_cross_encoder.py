@@ -1,0 +1,273 @@
+"""Cross-encoder relevance scoring for any sequence-classification checkpoint.
+
+Pairs are tokenized once, sorted by token length and cut into batches under both a
+pair cap and a padded-token budget; each batch is padded to its own longest pair, and
+scores are put back in input order. mGTE rerankers (original ``model_type: "new"`` and
+transformers-native), BERT and XLM-R cross-encoders all load through
+:func:`gte_rag.models.load_model`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._batching import length_sorted_batches, progress
+from .._runtime import DEFAULT_DTYPE, resolve_device, resolve_dtype
+from ..errors import ConfigError
+from ..models import Checkpoint, Task, load_model, load_tokenizer, resolve_checkpoint
+from ._common import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    RerankResult,
+    check_pairs,
+    check_positive,
+    check_query_documents,
+    rank_scores,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_RERANKER", "GteCrossEncoder"]
+
+DEFAULT_RERANKER = "Alibaba-NLP/gte-multilingual-reranker-base"
+
+
+class GteCrossEncoder:
+    """Score (query, document) pairs with a cross-encoder.
+
+    Args:
+        model: Registered name, hub id found in the local cache, or a checkpoint directory.
+        max_length: Tokens per pair, special tokens included. ``None`` uses the model's own
+            limit (8192 for mGTE); a larger value raises :class:`ConfigError`. Longer pairs lose
+            tokens from the end of the document; the query is cut only when it alone fills
+            the budget. Either way a warning is issued once per instance.
+        batch_size: Most pairs per forward pass.
+        max_batch_tokens: Most padded tokens per forward pass (``pairs x longest``); a pair
+            longer than this runs alone.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or ``None`` for CUDA when available.
+        dtype: ``"auto"`` (float32 on CPU, bfloat16/float16 on CUDA), ``"float32"``, ``"bfloat16"``,
+            ``"float16"`` or a ``torch.dtype``.
+        normalize: Apply a sigmoid, giving scores in (0, 1); off gives raw logits.
+        attn_implementation: Passed to transformers (``"sdpa"``, ``"eager"``); ``None`` keeps its default.
+        lazy_load: Defer reading the weights until the first call (or :meth:`load`).
+
+    Raises:
+        ModelLoadError: the checkpoint is not on this machine or cannot be read.
+        ConfigError: an option is out of range.
+
+    Example:
+        >>> ce = GteCrossEncoder("/path/to/gte-multilingual-reranker-base")  # doctest: +SKIP
+        >>> [r.index for r in ce.rerank("capital of France?", ["Berlin is...", "Paris is..."])]  # doctest: +SKIP
+        [1, 0]
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_RERANKER,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        device: str | None = None,
+        dtype: str | torch.dtype = DEFAULT_DTYPE,
+        normalize: bool = False,
+        attn_implementation: str | None = None,
+        lazy_load: bool = False,
+    ) -> None:
+        self.batch_size = check_positive("batch_size", batch_size)
+        self.max_batch_tokens = check_positive("max_batch_tokens", max_batch_tokens)
+        if max_length is not None:
+            check_positive("max_length", max_length)
+        self.checkpoint: Checkpoint = resolve_checkpoint(model, task=Task.RERANK)
+        limit = self.checkpoint.spec.max_tokens
+        if max_length is not None and max_length > limit:
+            raise ConfigError(
+                f"max_length={max_length} is larger than what {model!r} supports ({limit} tokens); "
+                f"use max_length <= {limit} or None for the model's limit"
+            )
+        self.max_length: int = max_length if max_length is not None else limit
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.normalize = bool(normalize)
+        self.attn_implementation = attn_implementation
+        self._model: PreTrainedModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._load_lock = threading.Lock()
+        self._warned_truncation = False
+        if not lazy_load:
+            self.load()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self.checkpoint.name!r}, max_length={self.max_length}, "
+            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}, normalize={self.normalize})"
+        )
+
+    @property
+    def model_name(self) -> str:
+        return self.checkpoint.name
+
+    def load(self) -> None:
+        """Read tokenizer and weights now (idempotent, thread-safe)."""
+        with self._load_lock:
+            if self._model is not None:
+                return
+            tokenizer = load_tokenizer(self.checkpoint.path)
+            special = tokenizer.num_special_tokens_to_add(pair=True)
+            if self.max_length < special + 2:
+                raise ConfigError(
+                    f"max_length={self.max_length} leaves no room for text: a pair needs {special} special tokens "
+                    f"plus at least one token each of query and document"
+                )
+            model = load_model(
+                self.checkpoint,
+                head="sequence",
+                device=self.device,
+                dtype=self.dtype,
+                attn_implementation=self.attn_implementation,
+            )
+            num_labels = int(getattr(model.config, "num_labels", 1))
+            if num_labels != 1:
+                raise ConfigError(
+                    f"{self.checkpoint.name!r} has a {num_labels}-label head; GteCrossEncoder needs a "
+                    "cross-encoder with one relevance logit"
+                )
+            self._tokenizer = tokenizer
+            self._model = model
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        self.load()
+        assert self._tokenizer is not None
+        return self._tokenizer
+
+    # -- tokenization -------------------------------------------------------------------
+
+    def _warn_truncation(self, what: str) -> None:
+        if self._warned_truncation:
+            return
+        self._warned_truncation = True
+        logger.debug("%s: %s", self.checkpoint.name, what)
+        warnings.warn(what, stacklevel=4)
+
+    def tokenize_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> list[dict[str, list[int]]]:
+        """Token ids (and type ids where the model uses them) of each pair, unpadded, truncated.
+
+        Documents are cut first (``only_second``); a query that alone fills ``max_length``
+        is cut too (``longest_first``) instead of failing.
+        """
+        tok = self.tokenizer
+        special = tok.num_special_tokens_to_add(pair=True)
+        unique = list(dict.fromkeys(queries))
+        qlens = dict(zip(unique, (len(ids) for ids in tok(unique, add_special_tokens=False)["input_ids"])))
+        long_query = [i for i, q in enumerate(queries) if qlens[q] + special >= self.max_length]
+        normal = [i for i, q in enumerate(queries) if qlens[q] + special < self.max_length]
+        keys = [k for k in tok.model_input_names if k in ("input_ids", "token_type_ids")]
+        out: list[dict[str, list[int]]] = [{} for _ in queries]
+        truncated_doc = truncated_query = False
+        for idx, strategy in ((normal, "only_second"), (long_query, "longest_first")):
+            if not idx:
+                continue
+            enc = tok(
+                [queries[i] for i in idx],
+                [documents[i] for i in idx],
+                truncation=strategy,
+                max_length=self.max_length,
+                padding=False,
+                return_attention_mask=False,
+            )
+            encodings = getattr(enc, "encodings", None)
+            for j, i in enumerate(idx):
+                out[i] = {k: enc[k][j] for k in keys if k in enc}
+            if strategy == "longest_first":
+                truncated_query = True
+            elif encodings is not None:
+                truncated_doc = truncated_doc or any(e.overflowing for e in encodings)
+            else:  # no fast tokenizer: a pair that exactly fills the budget may have been cut
+                truncated_doc = truncated_doc or any(len(out[i]["input_ids"]) >= self.max_length for i in idx)
+        if truncated_query:
+            self._warn_truncation(
+                f"a query is longer than max_length={self.max_length} tokens by itself; it was truncated "
+                "together with its document (this warning is shown once per GteCrossEncoder)"
+            )
+        elif truncated_doc:
+            self._warn_truncation(
+                f"some (query, document) pairs exceed max_length={self.max_length} tokens; the documents were "
+                "truncated from the end, queries kept whole (this warning is shown once per GteCrossEncoder)"
+            )
+        return out
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def _collate(self, items: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        import torch
+
+        tok = self.tokenizer
+        longest = max(len(it["input_ids"]) for it in items)
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        left = tok.padding_side == "left"
+        ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), longest), dtype=torch.long)
+        types = torch.zeros((len(items), longest), dtype=torch.long) if "token_type_ids" in items[0] else None
+        for row, it in enumerate(items):
+            n = len(it["input_ids"])
+            span = slice(longest - n, longest) if left else slice(0, n)
+            ids[row, span] = torch.tensor(it["input_ids"], dtype=torch.long)
+            mask[row, span] = 1
+            if types is not None:
+                types[row, span] = torch.tensor(it["token_type_ids"], dtype=torch.long)
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if types is not None:
+            batch["token_type_ids"] = types
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], *, show_progress: bool = False) -> np.ndarray:
+        """Relevance of each (query, document) pair.
+
+        Returns:
+            float32 array of shape ``(n,)`` in input order: raw logits, or sigmoid
+            probabilities when ``normalize`` is on.
+
+        Raises:
+            InputTypeError: a pair is not two strs (the message names its index).
+        """
+        queries, documents = check_pairs(pairs)
+        if not queries:
+            return np.zeros((0,), dtype=np.float32)
+        import torch
+
+        self.load()
+        assert self._model is not None
+        items = self.tokenize_pairs(queries, documents)
+        batches = length_sorted_batches(
+            [len(it["input_ids"]) for it in items], batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
+        )
+        scores = np.empty((len(items),), dtype=np.float32)
+        with torch.inference_mode():
+            for batch_idx in progress(batches, enabled=show_progress, total=len(batches), desc="Rerank", unit="batch"):
+                inputs = self._collate([items[i] for i in batch_idx])
+                logits = self._model(**inputs).logits[:, 0].float()
+                if self.normalize:
+                    logits = torch.sigmoid(logits)
+                scores[batch_idx] = logits.cpu().numpy()
+                logger.debug("scored %d pairs of up to %d tokens", len(batch_idx), inputs["input_ids"].shape[1])
+        return scores
+
+    def rerank(self, query: str, documents: Sequence[str], *, top_k: int | None = None) -> list[RerankResult]:
+        """Score ``documents`` against ``query`` and sort them, best first.
+
+        Equal scores keep the input order. ``top_k`` keeps only the best ``top_k``.
+        """
+        check_query_documents(query, documents)
+        scores = self.score_pairs([(query, d) for d in documents])
+        return rank_scores(scores, documents, top_k)
+
