@@ -58,7 +58,9 @@ class HybridConfig:
         fusion: ``rrf`` (reciprocal rank fusion), ``dbsf`` (distribution-based score
             fusion) or ``weighted`` (formula ``dense * dense_weight + sparse * sparse_weight``,
             a point missing from one branch scores 0 there).
-        rrf_k: The ``k`` of RRF: ``score = sum_b w_b / (k + rank_b)``.
+        rrf_k: The ``k`` of RRF. Qdrant scores ``sum_b 1 / ((rank_b + 1) / w_b + k - 1)``
+            (0-based rank), so a weight stretches a branch's ranks rather than scaling
+            its contribution.
         dense_weight: Weight of the dense branch; ``None`` takes the fusion's default
             (1.0 for ``rrf`` and ``weighted``). DBSF takes no weights.
         sparse_weight: Weight of the sparse branch; ``None`` takes the fusion's default
