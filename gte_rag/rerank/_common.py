@@ -17,6 +17,7 @@ __all__ = [
     "check_pairs",
     "check_positive",
     "check_query_documents",
+    "longest_first",
     "rank_scores",
 ]
 
@@ -93,3 +94,18 @@ def check_positive(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def longest_first(q: int, d: int, budget: int) -> tuple[int, int]:
+    """Lengths after cutting the longer of two sequences one token at a time to fit ``budget``.
+
+    The closed form of transformers' ``longest_first`` (ties cut the second sequence).
+    """
+    excess = q + d - budget
+    if excess <= 0:
+        return q, d
+    hi, lo = max(q, d), min(q, d)
+    if excess <= hi - lo:
+        return (q - excess, d) if q > d else (q, d - excess)
+    rest = excess - (hi - lo)
+    return lo - rest // 2, lo - (rest + 1) // 2

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..models import Checkpoint, Task, load_model, load_tokenizer, resolve_checkpoint
 from ._common import (
     DEFAULT_MAX_BATCH_TOKENS,
+    longest_first,
     RerankResult,
     check_pairs,
     check_positive,
@@ -174,26 +175,28 @@ class GteCrossEncoder:
         keys = [k for k in tok.model_input_names if k in ("input_ids", "token_type_ids")]
         out: list[dict[str, list[int]]] = [{} for _ in queries]
         truncated_doc = truncated_query = False
-        for idx, strategy in ((normal, "only_second"), (long_query, "longest_first")):
-            if not idx:
-                continue
+        if normal:
             enc = tok(
-                [queries[i] for i in idx],
-                [documents[i] for i in idx],
-                truncation=strategy,
+                [queries[i] for i in normal],
+                [documents[i] for i in normal],
+                truncation="only_second",
                 max_length=self.max_length,
                 padding=False,
                 return_attention_mask=False,
             )
             encodings = getattr(enc, "encodings", None)
-            for j, i in enumerate(idx):
+            for j, i in enumerate(normal):
                 out[i] = {k: enc[k][j] for k in keys if k in enc}
-            if strategy == "longest_first":
-                truncated_query = True
-            elif encodings is not None:
-                truncated_doc = truncated_doc or any(e.overflowing for e in encodings)
+            if encodings is not None:
+                truncated_doc = any(e.overflowing for e in encodings)
             else:  # no fast tokenizer: a pair that exactly fills the budget may have been cut
-                truncated_doc = truncated_doc or any(len(out[i]["input_ids"]) >= self.max_length for i in idx)
+                truncated_doc = any(len(out[i]["input_ids"]) >= self.max_length for i in normal)
+        if long_query:
+            truncated_query = True
+            for i, item in zip(long_query, self._encode_long_query_pairs(
+                [queries[i] for i in long_query], [documents[i] for i in long_query], special, keys
+            )):
+                out[i] = item
         if truncated_query:
             self._warn_truncation(
                 f"a query is longer than max_length={self.max_length} tokens by itself; it was truncated "
@@ -205,6 +208,56 @@ class GteCrossEncoder:
                 "truncated from the end, queries kept whole (this warning is shown once per GteCrossEncoder)"
             )
         return out
+
+    def _encode_long_query_pairs(
+        self, queries: list[str], documents: list[str], special: int, keys: list[str]
+    ) -> list[dict[str, list[int]]]:
+        """Pairs whose query alone fills the budget: both sides cut, the longer first.
+
+        transformers' ``longest_first`` does this, but the tokenizers library cuts one token
+        at a time (seconds for a few thousand tokens), so the cut is computed here and the
+        special tokens are added by the tokenizer's own post-processor.
+        """
+        tok = self.tokenizer
+        budget = self.max_length - special
+        q_enc = tok(queries, add_special_tokens=False)
+        d_enc = tok(documents, add_special_tokens=False)
+        template = self._pair_template()
+        if template is None:
+            enc = tok(queries, documents, truncation="longest_first", max_length=self.max_length, return_attention_mask=False)
+            return [{k: enc[k][j] for k in keys if k in enc} for j in range(len(queries))]
+        (pre, mid, post), (t_pre, t_q, t_mid, t_d, t_post) = template
+        out = []
+        for q_ids, d_ids in zip(q_enc["input_ids"], d_enc["input_ids"]):
+            nq, nd = longest_first(len(q_ids), len(d_ids), budget)
+            item = {"input_ids": [*pre, *q_ids[:nq], *mid, *d_ids[:nd], *post]}
+            if "token_type_ids" in keys:
+                item["token_type_ids"] = [*t_pre, *[t_q] * nq, *t_mid, *[t_d] * nd, *t_post]
+            out.append(item)
+        return out
+
+    def _pair_template(self) -> tuple[tuple[list[int], ...], tuple[Any, ...]] | None:
+        """Special tokens (and type ids) around the two texts of a pair, read off the tokenizer.
+
+        ``None`` where the layout cannot be read (then the caller uses transformers' truncation).
+        """
+        tok = self.tokenizer
+        singles = []
+        for probe in ("a", "b", "c", "d", "e", "x", "y", "z", "1", "2"):
+            ids = tok(probe, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1 and ids[0] not in singles and ids[0] not in tok.all_special_ids:
+                singles.append(ids[0])
+            if len(singles) == 2:
+                break
+        if len(singles) < 2:
+            return None
+        x, y = singles
+        sample = tok(tok.decode([x]), tok.decode([y]), return_token_type_ids=True)
+        ids, types = sample["input_ids"], sample.get("token_type_ids") or [0] * len(sample["input_ids"])
+        if ids.count(x) != 1 or ids.count(y) != 1 or ids.index(x) > ids.index(y):
+            return None
+        ix, iy = ids.index(x), ids.index(y)
+        return (ids[:ix], ids[ix + 1 : iy], ids[iy + 1 :]), (types[:ix], types[ix], types[ix + 1 : iy], types[iy], types[iy + 1 :])
 
     # -- scoring --------------------------------------------------------------------------
 

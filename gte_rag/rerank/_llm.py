@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..models import Checkpoint, Task, load_model, load_tokenizer, resolve_checkpoint
 from ._common import (
     DEFAULT_MAX_BATCH_TOKENS,
+    longest_first,
     RerankResult,
     check_pairs,
     check_positive,
@@ -63,21 +64,6 @@ def _split_template(template: str) -> None:
             "template must contain {query} and {document} exactly once each and no other fields "
             f"(double literal braces as {{{{ }}}}), got fields {fields}"
         )
-
-
-def _longest_first(q: int, d: int, budget: int) -> tuple[int, int]:
-    """Lengths after cutting the longer of two sequences one token at a time to fit ``budget``.
-
-    The closed form of transformers' ``longest_first`` (ties cut the second sequence).
-    """
-    excess = q + d - budget
-    if excess <= 0:
-        return q, d
-    hi, lo = max(q, d), min(q, d)
-    if excess <= hi - lo:
-        return (q - excess, d) if q > d else (q, d - excess)
-    rest = excess - (hi - lo)
-    return lo - rest // 2, lo - (rest + 1) // 2
 
 
 class GteLLMCrossEncoder:
@@ -272,7 +258,7 @@ class GteLLMCrossEncoder:
                     d_ids = d_ids[: budget - len(q_ids)]
                     cut_doc = True
                 else:
-                    nq, nd = _longest_first(len(q_ids), len(d_ids), budget)
+                    nq, nd = longest_first(len(q_ids), len(d_ids), budget)
                     q_ids, d_ids = q_ids[:nq], d_ids[:nd]
                     cut_query = True
             slots = {"query": q_ids, "document": d_ids}
