@@ -30,7 +30,7 @@ _DTYPE_ALIASES = {
     "half": "float16",
 }
 
-__all__ = ["DEFAULT_DTYPE", "DType", "resolve_device", "resolve_dtype"]
+__all__ = ["DEFAULT_DTYPE", "DType", "default_max_batch_tokens", "resolve_device", "resolve_dtype", "warn_external"]
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -80,3 +80,22 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     return getattr(torch, key)  # type: ignore[no-any-return]
+
+
+def warn_external(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the first frame outside gte_rag (the caller's code)."""
+    import sys
+    import warnings
+
+    level = 1
+    frame = sys._getframe(1)
+    package_dir = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]
+    while frame is not None and frame.f_code.co_filename.startswith(package_dir):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def default_max_batch_tokens(device: torch.device) -> int:
+    """Padded tokens per forward pass: small on CPU (cache-friendly), large on accelerators."""
+    return 4096 if device.type == "cpu" else 65536

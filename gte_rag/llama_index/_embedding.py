@@ -1,0 +1,114 @@
+"""GteEmbedding: LlamaIndex embedding model over :class:`gte_rag.embed.GteEncoder`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from ..embed import DEFAULT_MODEL, GteEncoder, SparseMode
+
+__all__ = ["GteEmbedding"]
+
+DEFAULT_EMBED_BATCH_SIZE = 256
+
+
+class GteEmbedding(BaseEmbedding):
+    """Dense GTE embeddings for LlamaIndex, computed locally and offline.
+
+    Whole lists of texts go to the encoder, which sorts them by length and batches them
+    under a token budget (LlamaIndex's base class would otherwise embed one text at a
+    time). Each pass also computes the sparse vectors, so a :class:`GteSparseEmbedding`
+    built with :meth:`GteSparseEmbedding.from_embedding` gets them without running the
+    model again. Async methods run the encoder in a worker thread.
+
+    Example:
+        >>> from gte_rag import GteEmbedding
+        >>> emb = GteEmbedding(model_name="sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+        >>> len(emb.get_query_embedding("what makes plants green?"))  # doctest: +SKIP
+        384
+    """
+
+    model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (local cache) or checkpoint directory.")
+    dimension: int | None = Field(default=None, gt=0, description="Elastic output dimension; None keeps the model's full size.")
+    max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
+    device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
+    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16' or 'float16'.")
+    query_instruction: str | None = Field(default=None, description="Task text put in front of queries; None uses the model's default.")
+    batch_size: int = Field(default=32, gt=0, description="Most texts per forward pass.")
+    max_batch_tokens: int | None = Field(default=None, gt=0, description="Most padded tokens per forward pass; None picks a default for the device.")
+    sparse: SparseMode = Field(default="auto", description="Sparse output computed alongside: auto, learned, lexical or none.")
+    truncate: bool = Field(default=True, description="Truncate texts over max_length with a warning instead of raising.")
+    embed_batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, le=4096, description="Texts handed to the encoder per call.")
+
+    _encoder: GteEncoder | None = PrivateAttr(default=None)
+
+    def __init__(self, *, encoder: GteEncoder | None = None, lazy_load: bool = False, **data: Any) -> None:
+        if encoder is not None:
+            data.setdefault("model_name", encoder.model_name)
+            data.setdefault("dimension", encoder.dimension)
+            data.setdefault("max_length", encoder.max_length)
+            data.setdefault("sparse", encoder.sparse_mode)
+        super().__init__(**data)
+        self._encoder = encoder
+        if encoder is None and not lazy_load:
+            self._encoder = self._build_core()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "GteEmbedding"
+
+    @classmethod
+    def from_encoder(cls, encoder: GteEncoder, **data: Any) -> GteEmbedding:
+        """Wrap an existing encoder (shares its weights and cache)."""
+        return cls(encoder=encoder, **data)
+
+    def _build_core(self) -> GteEncoder:
+        extra: dict[str, Any] = {}
+        if self.max_batch_tokens is not None:
+            extra["max_batch_tokens"] = self.max_batch_tokens
+        return GteEncoder(
+            self.model_name,
+            dimension=self.dimension,
+            max_length=self.max_length,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            query_instruction=self.query_instruction,
+            sparse=self.sparse,
+            truncate=self.truncate,
+            **extra,
+        )
+
+    @property
+    def encoder(self) -> GteEncoder:
+        """The core encoder (loaded on first use when created with ``lazy_load=True``)."""
+        if self._encoder is None:
+            self._encoder = self._build_core()
+        return self._encoder
+
+    # LlamaIndex hooks -------------------------------------------------------
+    def _embed(self, texts: list[str], role: str) -> list[Embedding]:
+        enc = self.encoder
+        out = enc.encode(texts, role=role, return_sparse=enc.has_sparse)  # type: ignore[arg-type]
+        return out.dense.tolist()  # type: ignore[no-any-return]
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._embed([query], "query")[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._embed([text], "document")[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._embed(list(texts), "document")
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)

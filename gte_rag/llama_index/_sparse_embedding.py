@@ -1,0 +1,85 @@
+"""GteSparseEmbedding: LlamaIndex sparse embedding over :class:`gte_rag.embed.GteEncoder`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from ..embed import DEFAULT_MODEL, GteEncoder
+from ..errors import ConfigError
+from ._embedding import GteEmbedding
+
+__all__ = ["GteSparseEmbedding"]
+
+
+class GteSparseEmbedding(BaseSparseEmbedding):
+    """Sparse vectors (token id -> weight) for LlamaIndex.
+
+    mGTE checkpoints give their learned token weights; other models give BM25-style term
+    weights from their tokenizer (apply IDF in the store). Build it from a
+    :class:`GteEmbedding` with :meth:`from_embedding` to share the encoder: the dense and
+    sparse vectors of the same text then come from one forward pass.
+    """
+
+    model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (local cache) or checkpoint directory.")
+    max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
+    device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
+    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16' or 'float16'.")
+    embed_batch_size: int = Field(default=256, gt=0, le=4096, description="Texts handed to the encoder per call.")
+
+    _encoder: GteEncoder | None = PrivateAttr(default=None)
+
+    def __init__(self, *, encoder: GteEncoder | None = None, lazy_load: bool = False, **data: Any) -> None:
+        if encoder is not None:
+            if not encoder.has_sparse:
+                raise ConfigError("the shared encoder was created with sparse='none'; it cannot give sparse vectors")
+            data.setdefault("model_name", encoder.model_name)
+            data.setdefault("max_length", encoder.max_length)
+        super().__init__(**data)
+        self._encoder = encoder
+        if encoder is None and not lazy_load:
+            self._encoder = self._build_core()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "GteSparseEmbedding"
+
+    @classmethod
+    def from_embedding(cls, embedding: GteEmbedding, **data: Any) -> GteSparseEmbedding:
+        """Share the encoder (weights and result cache) of a :class:`GteEmbedding`."""
+        return cls(encoder=embedding.encoder, **data)
+
+    def _build_core(self) -> GteEncoder:
+        return GteEncoder(self.model_name, max_length=self.max_length, device=self.device, dtype=self.dtype)
+
+    @property
+    def encoder(self) -> GteEncoder:
+        """The core encoder."""
+        if self._encoder is None:
+            self._encoder = self._build_core()
+        return self._encoder
+
+    def _sparse(self, texts: list[str], role: str) -> list[SparseEmbedding]:
+        out = self.encoder.encode(texts, role=role)  # type: ignore[arg-type]
+        return [sv.as_dict() for sv in out.sparse]
+
+    def _get_query_embedding(self, query: str) -> SparseEmbedding:
+        return self._sparse([query], "query")[0]
+
+    async def _aget_query_embedding(self, query: str) -> SparseEmbedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> SparseEmbedding:
+        return self._sparse([text], "document")[0]
+
+    async def _aget_text_embedding(self, text: str) -> SparseEmbedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
+        return self._sparse(list(texts), "document")
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
