@@ -378,7 +378,11 @@ def _client_kwargs(
 ) -> dict[str, Any]:
     loc = str(location)
     if loc.startswith(("http://", "https://")):
-        kwargs: dict[str, Any] = {"url": loc, "api_key": api_key, "prefer_grpc": prefer_grpc}
+        # check_compatibility=False: no version probe (network I/O in a background thread)
+        # when the store is constructed; the first real call reports an unreachable server.
+        kwargs: dict[str, Any] = {
+            "url": loc, "api_key": api_key, "prefer_grpc": prefer_grpc, "check_compatibility": False,
+        }
         if timeout is not None:
             kwargs["timeout"] = timeout
         return kwargs
