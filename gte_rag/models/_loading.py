@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ModelLoadError
-from ._registry import Architecture, ModelSpec, Pooling, Task, find_model_spec
+from ._registry import (
+    DEFAULT_QWEN2_TASK,
+    QWEN2_INSTRUCTION_TEMPLATE,
+    Architecture,
+    ModelSpec,
+    Pooling,
+    Task,
+    find_model_spec,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -218,6 +226,7 @@ def describe_checkpoint(path: Path, registered: ModelSpec | None = None, *, task
         Architecture.QWEN2: Pooling.LAST_TOKEN,
     }[arch]
     is_reranker = task is Task.RERANK or any(a.endswith("ForSequenceClassification") for a in archs)
+    qwen = arch is Architecture.QWEN2 and not is_reranker
     return ModelSpec(
         hf_id=str(path),
         architecture=arch,
@@ -226,6 +235,9 @@ def describe_checkpoint(path: Path, registered: ModelSpec | None = None, *, task
         max_tokens=int(max_tokens),
         pooling=_pooling_from_st(path) or default_pooling,
         has_sparse_head=bool(has_head) and not is_reranker,
+        # unregistered decoders follow the gte-Qwen2 instruction convention
+        query_instruction=DEFAULT_QWEN2_TASK if qwen else "",
+        instruction_template=QWEN2_INSTRUCTION_TEMPLATE if qwen else "",
     )
 
 

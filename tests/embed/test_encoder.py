@@ -1,0 +1,179 @@
+"""Encoder behaviour: every architecture, input validation, truncation, ordering, cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gte_rag.embed import GteEncoder
+from gte_rag.errors import ConfigError, InputTooLongError, InputTypeError
+from gte_rag.models import Pooling
+
+TEXTS = [
+    "Plants create oxygen through photosynthesis.",
+    "A short one.",
+    "The mitochondria is the powerhouse of the cell and makes most of its energy.",
+    "Water boils at one hundred degrees at sea level.",
+]
+
+
+def _reference_forward(path: Path, texts: list[str], pooling: Pooling, cls_name: str) -> np.ndarray:
+    """Straight transformers forward, one text at a time, no padding."""
+    import torch
+    import transformers
+
+    from gte_rag.models import load_tokenizer
+
+    tok = load_tokenizer(path)
+    model = getattr(transformers, cls_name).from_pretrained(path).eval()
+    rows = []
+    for t in texts:
+        ids = torch.tensor([tok(t)["input_ids"]])
+        with torch.no_grad():
+            out = model(input_ids=ids)
+        h = out.hidden_states[-1][0] if cls_name.endswith("Classification") else out.last_hidden_state[0]
+        v = {Pooling.CLS: h[0], Pooling.MEAN: h.mean(0), Pooling.LAST_TOKEN: h[-1]}[pooling]
+        rows.append(torch.nn.functional.normalize(v, dim=-1).numpy())
+    return np.stack(rows)
+
+
+def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
+    enc = GteEncoder(tiny_native_gte, batch_size=4, cache_size=0)
+    assert enc.spec.pooling is Pooling.CLS and enc.sparse_mode == "learned"
+    out = enc.encode(TEXTS)
+    import torch
+    import transformers
+
+    from gte_rag.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_native_gte)
+    model = transformers.GteForTokenClassification.from_pretrained(tiny_native_gte).eval()
+    for i, t in enumerate(TEXTS):
+        ids = torch.tensor([tok(t)["input_ids"]])
+        with torch.no_grad():
+            h = model.gte(input_ids=ids).last_hidden_state[0]
+        ref = torch.nn.functional.normalize(h[0], dim=-1).numpy()
+        np.testing.assert_allclose(out.dense[i], ref, atol=1e-5)
+    assert all(len(sv) > 0 for sv in out.sparse)
+
+
+def test_bert_mean_pooling_and_lexical_sparse(tiny_bert: Path) -> None:
+    enc = GteEncoder(tiny_bert, batch_size=3, cache_size=0)
+    assert enc.spec.pooling is Pooling.MEAN and enc.sparse_mode == "lexical"
+    out = enc.encode(TEXTS)
+    np.testing.assert_allclose(out.dense, _reference_forward(tiny_bert, TEXTS, Pooling.MEAN, "BertModel"), atol=1e-5)
+    # document side: saturated term frequencies; query side: one unit weight per unique term
+    q = enc.sparse_queries(["oxygen oxygen plants"])[0]
+    assert set(q.values) == {1.0} and len(q) == len(set(enc.tokenizer("oxygen oxygen plants", add_special_tokens=False)["input_ids"]))
+    d = enc.sparse_documents(["oxygen oxygen plants"])[0].as_dict()
+    ox = enc.tokenizer("oxygen", add_special_tokens=False)["input_ids"]
+    assert d[ox[-1]] > min(d.values())  # a repeated term weighs more than a single one
+
+
+def test_qwen2_last_token_and_instruction(tiny_qwen2: Path) -> None:
+    from gte_rag.models import Architecture, ModelSpec
+
+    enc = GteEncoder(tiny_qwen2, batch_size=4, cache_size=0)
+    assert enc.spec.pooling is Pooling.LAST_TOKEN
+    out = enc.encode(TEXTS)
+    np.testing.assert_allclose(out.dense, _reference_forward(tiny_qwen2, TEXTS, Pooling.LAST_TOKEN, "Qwen2Model"), atol=1e-5)
+    spec = ModelSpec(hf_id="test/tiny-qwen2-instruct", architecture=Architecture.QWEN2, dim=32, max_tokens=512,
+                     pooling=Pooling.LAST_TOKEN, query_instruction="Find facts",
+                     instruction_template="Instruct: {task}\nQuery: ")
+    assert spec.query_prefix() == "Instruct: Find facts\nQuery: "
+    assert spec.query_prefix("Other task") == "Instruct: Other task\nQuery: "
+    assert spec.query_prefix("") == ""
+    assert enc.query_prefix.startswith("Instruct: ") and enc.query_prefix.endswith("\nQuery: ")
+    enc_i = GteEncoder(tiny_qwen2, query_instruction="Find facts", cache_size=0)
+    q = enc_i.embed_queries(["what is water"])
+    d = enc_i.embed_documents(["Instruct: Find facts\nQuery: what is water"])
+    np.testing.assert_allclose(q, d, atol=1e-6)
+
+
+def test_order_restored_with_mixed_lengths(legacy_tiny: Path) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder", batch_size=2, max_batch_tokens=64, cache_size=0)
+    texts = ["word " * n for n in (40, 1, 25, 3, 60, 2)]
+    batched = enc.embed_documents(texts)
+    for i, t in enumerate(texts):
+        np.testing.assert_allclose(batched[i], enc.embed_documents([t])[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["", "   \n\t"])
+def test_empty_text_rejected(legacy_tiny: Path, bad: str) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder")
+    with pytest.raises(ConfigError, match=r"texts\[1\] is empty"):
+        enc.encode(["fine", bad])
+
+
+def test_non_str_rejected(legacy_tiny: Path) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder")
+    with pytest.raises(InputTypeError, match=r"texts\[1\] is a int"):
+        enc.encode(["fine", 3])  # type: ignore[list-item]
+    with pytest.raises(InputTypeError, match="wrap it in a list"):
+        enc.encode("a bare string")
+    assert isinstance(InputTypeError("x"), TypeError)
+
+
+def test_empty_list(legacy_tiny: Path) -> None:
+    out = GteEncoder(legacy_tiny / "embedder").encode([])
+    assert out.dense.shape == (0, 64) and out.sparse == []
+
+
+def test_truncation_warns_by_default(legacy_tiny: Path) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder", max_length=16, cache_size=0)
+    with pytest.warns(UserWarning, match="exceed max_length=16"):
+        out = enc.encode(["word " * 50, "short"])
+    assert out.num_tokens[0] == 16
+
+
+def test_truncation_refused(legacy_tiny: Path) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder", max_length=16, truncate=False)
+    with pytest.raises(InputTooLongError, match="text 1 has") as info:
+        enc.encode(["short", "word " * 50])
+    assert info.value.index == 1 and info.value.max_length == 16
+
+
+def test_bad_options(legacy_tiny: Path, tiny_bert: Path) -> None:
+    with pytest.raises(ConfigError, match="dimension=65 is outside"):
+        GteEncoder(legacy_tiny / "embedder", dimension=65, lazy_load=True)
+    with pytest.raises(ConfigError, match="exceeds the 8192 tokens"):
+        GteEncoder(legacy_tiny / "embedder", max_length=9000, lazy_load=True)
+    with pytest.raises(ConfigError, match="sparse='learned' needs the mGTE token head"):
+        GteEncoder(tiny_bert, sparse="learned", lazy_load=True)
+    with pytest.raises(ConfigError, match="reranker checkpoint"):
+        GteEncoder(legacy_tiny / "reranker", lazy_load=True)
+    with pytest.raises(ConfigError, match="dtype='int3'"):
+        GteEncoder(legacy_tiny / "embedder", dtype="int3", lazy_load=True)
+
+
+def test_cache_serves_sparse_after_dense_without_a_second_pass(legacy_tiny: Path) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder")
+    calls = []
+    enc.load()
+    hook = enc._model.gte.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        first = enc.encode(TEXTS, role="document")
+        assert len(calls) >= 1
+        n = len(calls)
+        again = enc.sparse_documents(TEXTS)
+        dense = enc.embed_documents(TEXTS)
+        assert len(calls) == n
+        assert again == first.sparse
+        np.testing.assert_array_equal(dense, first.dense)
+        enc.encode(TEXTS, role="query")  # other role: a new pass
+        assert len(calls) > n
+    finally:
+        hook.remove()
+
+
+def test_bf16_dtype_runs_close_to_fp32(legacy_tiny: Path) -> None:
+    import torch
+
+    fp32 = GteEncoder(legacy_tiny / "embedder", cache_size=0).embed_documents(TEXTS)
+    enc = GteEncoder(legacy_tiny / "embedder", dtype="bf16", cache_size=0)
+    assert enc.dtype == torch.bfloat16
+    bf16 = enc.embed_documents(TEXTS)
+    assert bf16.dtype == np.float32
+    assert float((fp32 * bf16).sum(1).min()) > 0.99

@@ -1,0 +1,123 @@
+"""Registry lookups and offline checkpoint resolution."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from gte_rag.errors import ConfigError, ModelLoadError, UnknownModelError
+from gte_rag.models import (
+    Architecture,
+    ModelSpec,
+    Pooling,
+    Task,
+    get_model_spec,
+    list_models,
+    load_config,
+    register_model,
+    resolve_checkpoint,
+)
+
+
+def test_lookup_is_case_insensitive_and_knows_aliases() -> None:
+    assert get_model_spec("alibaba-nlp/GTE-multilingual-base").has_sparse_head
+    assert get_model_spec("mgte").hf_id == "Alibaba-NLP/gte-multilingual-base"
+    assert get_model_spec("thenlper/gte-small").pooling is Pooling.MEAN
+    assert get_model_spec("Alibaba-NLP/gte-Qwen2-1.5B-instruct").pooling is Pooling.LAST_TOKEN
+    assert get_model_spec("mgte-reranker").task is Task.RERANK
+
+
+def test_unknown_name_lists_known_models() -> None:
+    with pytest.raises(UnknownModelError, match="Registered models: .*thenlper/gte-small") as info:
+        get_model_spec("no/such-model")
+    assert info.value.model_name == "no/such-model"
+    assert "Alibaba-NLP/gte-multilingual-base" in list_models()
+
+
+def test_spec_validation() -> None:
+    with pytest.raises(ConfigError, match="matryoshka dim 1000"):
+        ModelSpec(hf_id="x/y", architecture=Architecture.BERT, dim=384, matryoshka_dims=(1000,))
+    with pytest.raises(ConfigError, match="needs dim >= 1"):
+        ModelSpec(hf_id="x/y", architecture=Architecture.BERT)
+    with pytest.raises(ConfigError, match="must contain"):
+        ModelSpec(hf_id="x/y", architecture=Architecture.QWEN2, dim=8, instruction_template="no task")
+
+
+def test_register_model_refuses_silent_overwrite() -> None:
+    spec = ModelSpec(hf_id="test/custom-encoder", architecture=Architecture.BERT, dim=16, aliases=("custom-enc",))
+    register_model(spec)
+    assert get_model_spec("CUSTOM-ENC") is spec
+    other = ModelSpec(hf_id="test/other", architecture=Architecture.BERT, dim=16, aliases=("custom-enc",))
+    with pytest.raises(ConfigError, match="already registered"):
+        register_model(other)
+
+
+def test_hub_id_not_in_cache_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(ModelLoadError, match="was not found on this machine.*hf download Alibaba-NLP/gte-multilingual-base"):
+        resolve_checkpoint("Alibaba-NLP/gte-multilingual-base")
+    assert time.monotonic() - start < 5  # no network retry loop
+
+
+def test_directory_without_weights(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="has no model weights: looked for model.safetensors"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_missing_directory() -> None:
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        resolve_checkpoint("./does/not/exist")
+
+
+def test_original_config_translation(legacy_tiny: Path) -> None:
+    cfg = load_config(legacy_tiny / "embedder")
+    assert cfg.model_type == "gte"
+    rope = cfg.rope_parameters
+    assert rope["rope_type"] == "linear"
+    assert rope["rope_theta"] == pytest.approx(20000.0 * 8.0)
+    assert rope["factor"] == pytest.approx(8.0 ** (2 / 16))
+
+
+def test_checkpoint_description(legacy_tiny: Path) -> None:
+    emb = resolve_checkpoint(legacy_tiny / "embedder")
+    assert emb.spec.architecture is Architecture.GTE and emb.spec.has_sparse_head and emb.spec.dim == 64
+    assert emb.spec.max_tokens == 8192 and emb.spec.pooling is Pooling.CLS
+    rr = resolve_checkpoint(legacy_tiny / "reranker", task=Task.RERANK)
+    assert rr.spec.task is Task.RERANK and not rr.spec.has_sparse_head
+
+
+def test_encoder_without_token_head_uses_lexical(tmp_path: Path, legacy_tiny: Path) -> None:
+    """A GTE v1.5-style checkpoint (no ``new.`` prefix, no token head) loads as a plain encoder."""
+    from safetensors.numpy import load_file, save_file
+
+    from gte_rag.embed import GteEncoder
+
+    src = legacy_tiny / "embedder"
+    weights = load_file(str(src / "model.safetensors"))
+    stripped = {k.removeprefix("new."): v for k, v in weights.items() if not k.startswith("classifier.")}
+    save_file(stripped, str(tmp_path / "model.safetensors"))
+    raw = json.loads((src / "config.json").read_text())
+    raw["architectures"] = ["NewModel"]
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(src / name, tmp_path / name)
+    enc = GteEncoder(tmp_path, cache_size=0)
+    assert enc.sparse_mode == "lexical"
+    ref = GteEncoder(src, cache_size=0)
+    text = ["Plants create oxygen through photosynthesis."]
+    import numpy as np
+
+    np.testing.assert_allclose(enc.embed_documents(text), ref.embed_documents(text), atol=1e-6)
+
+
+def test_unsupported_architecture(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="model_type 't5' is not a GTE-family architecture"):
+        resolve_checkpoint(tmp_path)
