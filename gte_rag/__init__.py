@@ -13,15 +13,29 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "AsyncQdrantStore": "gte_rag.qdrant",
+    "CollectionLayout": "gte_rag.qdrant",
     "CollectionMismatchError": "gte_rag.errors",
     "ConfigError": "gte_rag.errors",
     "EncodeOutput": "gte_rag.embed",
     "GteEmbedding": "gte_rag.llama_index",
+    "GteCrossEncoder": "gte_rag.rerank",
     "GteEncoder": "gte_rag.embed",
+    "GteHybridRetriever": "gte_rag.llama_index",
+    "GteLLMCrossEncoder": "gte_rag.rerank",
+    "GteLLMReranker": "gte_rag.llama_index",
+    "GteMultiStageReranker": "gte_rag.llama_index",
     "GteRagError": "gte_rag.errors",
+    "GteReranker": "gte_rag.llama_index",
     "GteSparseEmbedding": "gte_rag.llama_index",
+    "GteVectorStore": "gte_rag.llama_index",
+    "HybridConfig": "gte_rag.qdrant",
+    "IngestStats": "gte_rag.kb",
+    "KnowledgeBase": "gte_rag.kb",
     "ModelLoadError": "gte_rag.errors",
     "ModelSpec": "gte_rag.models",
+    "QdrantStore": "gte_rag.qdrant",
+    "SourceDocument": "gte_rag.kb",
     "SparseVector": "gte_rag._types",
     "StoreError": "gte_rag.errors",
     "UnknownModelError": "gte_rag.errors",
@@ -41,8 +55,19 @@ if TYPE_CHECKING:
         StoreError,
         UnknownModelError,
     )
-    from .llama_index import GteEmbedding, GteSparseEmbedding
+    from .kb import IngestStats, KnowledgeBase, SourceDocument
+    from .llama_index import (
+        GteEmbedding,
+        GteHybridRetriever,
+        GteLLMReranker,
+        GteMultiStageReranker,
+        GteReranker,
+        GteSparseEmbedding,
+        GteVectorStore,
+    )
     from .models import ModelSpec, register_model
+    from .qdrant import AsyncQdrantStore, CollectionLayout, HybridConfig, QdrantStore
+    from .rerank import GteCrossEncoder, GteLLMCrossEncoder
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 import gte_rag
 
-PACKAGES = ["gte_rag", "gte_rag.errors", "gte_rag.models", "gte_rag.embed", "gte_rag.llama_index",
+PACKAGES = ["gte_rag", "gte_rag.errors", "gte_rag.models", "gte_rag.embed", "gte_rag.llama_index", "gte_rag.kb",
             "gte_rag.qdrant", "gte_rag.eval", "gte_rag.rerank"]
 
 
@@ -46,7 +46,7 @@ def test_import_is_light() -> None:
 
 def test_core_does_not_import_llama_index() -> None:
     code = (
-        "import sys; import gte_rag.embed, gte_rag.models, gte_rag.eval, gte_rag.qdrant; "
+        "import sys; import gte_rag.embed, gte_rag.models, gte_rag.eval, gte_rag.qdrant, gte_rag.kb, gte_rag.rerank; "
         "print('llama_index' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

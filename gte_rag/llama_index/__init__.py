@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 from ._embedding import GteEmbedding
+from ._filters import to_qdrant_filter
+from ._llm_reranker import GteLLMReranker
+from ._multistage import GteMultiStageReranker, RerankStage
+from ._reranker import GteReranker, ScoringPostprocessor
+from ._retriever import GteHybridRetriever
 from ._sparse_embedding import GteSparseEmbedding
+from ._vector_store import GteVectorStore
 
-__all__ = ["GteEmbedding", "GteSparseEmbedding"]
+__all__ = [
+    "GteEmbedding",
+    "GteHybridRetriever",
+    "GteLLMReranker",
+    "GteMultiStageReranker",
+    "GteReranker",
+    "GteSparseEmbedding",
+    "GteVectorStore",
+    "RerankStage",
+    "ScoringPostprocessor",
+    "to_qdrant_filter",
+]
