@@ -105,7 +105,11 @@ class KnowledgeBase:
         )
         options = dict(store_options or {})
         self.store: QdrantStore = open_store(location, self.layout, api_key=api_key, **options)
-        self.store.ensure_collection()
+        try:
+            self.store.ensure_collection()
+        except BaseException:
+            self.store.close()  # release the shard so the caller can reopen it correctly
+            raise
         self._async_store: AsyncQdrantStore | None = None
         self._async_args = (location, api_key, options)
         self.chunker = self._make_chunker(chunk_size, chunk_overlap)
