@@ -1,0 +1,211 @@
+"""The ``gte-rag`` command: demo, index, query and eval.
+
+Heavy imports happen inside the sub-commands, so ``gte-rag --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+DEFAULT_KB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _snippet(text: str, width: int = 70) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _open_kb(args: argparse.Namespace, **kw: Any) -> Any:
+    from ..kb import KnowledgeBase
+    from ..qdrant import HybridConfig
+
+    hybrid = HybridConfig(mode=getattr(args, "mode", "hybrid") or "hybrid", fusion=getattr(args, "fusion", "rrf") or "rrf")
+    return KnowledgeBase(
+        args.kb, model=args.model, collection=args.collection, hybrid=hybrid,
+        api_key=getattr(args, "api_key", None), **kw,
+    )
+
+
+def _print_hits(query: str, hits: Sequence[Any]) -> None:
+    print(f"\nQuery: {query}")
+    rows = [(i + 1, f"{h.score:.4f}", _snippet(str(h.payload.get("doc_id", h.id)), 28), _snippet(h.payload.get("text", ""))) for i, h in enumerate(hits)]
+    print(_table(rows, ["#", "score", "document", "text"]))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..kb import KnowledgeBase, SourceDocument
+    from ._demo_corpus import DEMO_DOCUMENTS, DEMO_QUERIES
+
+    print(f"gte-rag demo: model {args.model}, Qdrant Edge in {'a temporary directory' if args.kb is None else args.kb}")
+    start = time.perf_counter()
+    with KnowledgeBase(args.kb, model=args.model) as kb:
+        print(f"encoder: {kb.encoder!r}")
+        stats = kb.add_documents([SourceDocument(k, v, {"source": "demo"}) for k, v in DEMO_DOCUMENTS.items()], show_progress=True)
+        print(f"indexed {stats.documents} documents as {stats.chunks} chunks in {stats.total_seconds:.1f}s "
+              f"(encoder {stats.encode_seconds:.1f}s)")
+        for q in DEMO_QUERIES:
+            _print_hits(q, kb.query(q, top_k=args.top_k))
+    print(f"\ndone in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ..kb import read_files
+
+    docs = read_files(args.paths)
+    if not docs:
+        print("no supported files found (txt, md, markdown, rst, pdf)", file=sys.stderr)
+        return 1
+    with _open_kb(args, chunk_size=args.chunk_size) as kb:
+        stats = kb.add_documents(docs, show_progress=True)
+        print(_table(
+            [(stats.documents, stats.chunks, f"{stats.total_seconds:.1f}", f"{stats.encode_seconds:.1f}", kb.count())],
+            ["documents", "chunks", "seconds", "encoder s", "points in collection"],
+        ))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    with _open_kb(args) as kb:
+        for q in args.queries:
+            _print_hits(q, kb.query(q, top_k=args.top_k))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..eval import evaluate_run, format_comparison, load_beir, run_metadata
+    from ..kb import KnowledgeBase, SourceDocument
+    from ..qdrant import HybridConfig
+
+    data = load_beir(args.dataset, qrels=args.qrels)
+    modes = args.mode.split(",")
+    fusions = args.fusion.split(",")
+    systems = [(m, f) for m in modes for f in (fusions if m == "hybrid" else [""])]
+    print(f"{data.name}: {len(data.corpus)} documents, {len(data.queries)} judged queries; model {args.model}")
+    qids = sorted(data.queries)
+    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    with KnowledgeBase(args.kb, model=args.model, chunk_size=0, collection="eval") as kb:
+        docs = [SourceDocument(d.id, d.full_text) for d in data.corpus.values() if d.full_text.strip()]
+        stats = kb.add_documents(docs, show_progress=True)
+        print(f"indexed {stats.documents} documents in {stats.total_seconds:.1f}s")
+        qout = kb.encoder.encode([data.queries[q] for q in qids], role="query", show_progress=True)
+        for mode, fusion in systems:
+            cfg = HybridConfig(mode=mode, fusion=fusion or "rrf")
+            name = f"{mode}-{fusion}" if fusion else mode
+            run: dict[str, dict[str, float]] = {}
+            for i, qid in enumerate(qids):
+                hits = kb.store.query(qout.dense[i], qout.sparse[i] if qout.sparse else None, top_k=args.top_k, hybrid=cfg)
+                run[qid] = {h.payload["doc_id"]: h.score for h in hits}
+            runs[name] = run
+            results[name] = evaluate_run(run, data.qrels)
+        if args.rerank:
+            from ..rerank import GteCrossEncoder
+
+            reranker = GteCrossEncoder(args.rerank)
+            base = list(runs)[-1]
+            reranked: dict[str, dict[str, float]] = {}
+            for qid in qids:
+                ranked = sorted(runs[base][qid].items(), key=lambda kv: -kv[1])
+                head = [d for d, _ in ranked[: args.rerank_top_k]]
+                scores = reranker.score_pairs([(data.queries[qid], data.corpus[d].full_text) for d in head])
+                order = [d for d, _ in sorted(zip(head, scores), key=lambda kv: -float(kv[1]))]
+                final = order + [d for d, _ in ranked[args.rerank_top_k :]]
+                reranked[qid] = {d: float(len(final) - pos) for pos, d in enumerate(final)}
+            results[f"{base}+rerank"] = evaluate_run(reranked, data.qrels)
+    print()
+    print(format_comparison(results))
+    if args.json:
+        primary = list(results)[-1]
+        payload: dict[str, Any] = dict(results[primary])
+        payload["system"] = primary
+        if len(results) > 1:
+            payload["systems"] = results
+        payload["dataset"] = str(args.dataset)
+        payload["model"] = args.model
+        payload["metadata"] = run_metadata()
+        Path(args.json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _add_kb_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--kb", required=required, help="knowledge base: a directory (Qdrant Edge) or an http(s):// URL")
+    p.add_argument("--collection", default="gte_rag", help="collection name (default: gte_rag)")
+    p.add_argument("--model", default=DEFAULT_KB_MODEL, help=f"embedding model (default: {DEFAULT_KB_MODEL})")
+    p.add_argument("--api-key", default=None, help="Qdrant server API key")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gte-rag``."""
+    parser = argparse.ArgumentParser(prog="gte-rag", description="GTE embeddings + Qdrant hybrid search for RAG.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="index a small built-in document set offline and run a few queries")
+    p.add_argument("--model", default=DEFAULT_KB_MODEL)
+    p.add_argument("--kb", default=None, help="keep the demo knowledge base in this directory")
+    p.add_argument("--top-k", type=int, default=3)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("index", help="index text, markdown and PDF files")
+    p.add_argument("paths", nargs="+", help="files or directories")
+    _add_kb_args(p, required=True)
+    p.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk (default: model limit, at most 512)")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("query", help="search a knowledge base")
+    p.add_argument("queries", nargs="+")
+    _add_kb_args(p, required=True)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid")
+    p.add_argument("--fusion", choices=["rrf", "dbsf", "weighted"], default="rrf")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("eval", help="score retrieval on a BEIR-format folder (judged queries only)")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--model", default=DEFAULT_KB_MODEL)
+    p.add_argument("--mode", default="hybrid", help="dense, sparse, hybrid, or a comma-separated list")
+    p.add_argument("--fusion", default="rrf", help="rrf, dbsf, weighted, or a comma-separated list")
+    p.add_argument("--qrels", type=Path, default=None, help="qrels file (default: DATASET/qrels.tsv)")
+    p.add_argument("--json", type=Path, default=None, help="write ndcg@10, recall@100, mrr@10 here")
+    p.add_argument("--top-k", type=int, default=100)
+    p.add_argument("--kb", default=None, help="directory for the evaluation index (default: temporary)")
+    p.add_argument("--rerank", default=None, help="cross-encoder model to rerank with")
+    p.add_argument("--rerank-top-k", type=int, default=100, help="candidates given to the reranker")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gte-rag`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from ..errors import GteRagError
+
+    with warnings.catch_warnings():
+        # truncation notices are expected in bulk indexing; the CLI reports counts instead
+        warnings.filterwarnings("ignore", message=".*exceed max_length.*")
+        try:
+            return int(args.func(args))
+        except GteRagError as exc:
+            print(f"gte-rag: error: {exc}", file=sys.stderr)
+            return 2
