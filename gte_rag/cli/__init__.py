@@ -46,7 +46,7 @@ def _open_kb(args: argparse.Namespace, **kw: Any) -> Any:
 
 def _print_hits(query: str, hits: Sequence[Any]) -> None:
     print(f"\nQuery: {query}")
-    rows = [(i + 1, f"{h.score:.4f}", _snippet(str(h.payload.get("doc_id", h.id)), 28), _snippet(h.payload.get("text", ""))) for i, h in enumerate(hits)]
+    rows = [(i + 1, f"{h.score:.4f}", _snippet(str(h.payload.get("file_name") or h.payload.get("doc_id", h.id)), 28), _snippet(h.payload.get("text", ""))) for i, h in enumerate(hits)]
     print(_table(rows, ["#", "score", "document", "text"]))
 
 

