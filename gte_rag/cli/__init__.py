@@ -76,6 +76,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 1
     with _open_kb(args, chunk_size=args.chunk_size) as kb:
         stats = kb.add_documents(docs, show_progress=True)
+        if not args.no_optimize:
+            kb.optimize()  # build the search indexes now rather than on first queries
         print(_table(
             [(stats.documents, stats.chunks, f"{stats.total_seconds:.1f}", f"{stats.encode_seconds:.1f}", kb.count())],
             ["documents", "chunks", "seconds", "encoder s", "points in collection"],
@@ -170,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="files or directories")
     _add_kb_args(p, required=True)
     p.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk (default: model limit, at most 512)")
+    p.add_argument("--no-optimize", action="store_true", help="skip building the search indexes after indexing")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("query", help="search a knowledge base")
