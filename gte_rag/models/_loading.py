@@ -356,8 +356,6 @@ def load_model(
     kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "local_files_only": True}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    if head == "sequence" and getattr(config, "num_labels", 1) != 1 and not is_gte:
-        pass  # multi-label cross-encoders keep their own head; the scorer picks the logit
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # transformers' notes on unused keys are logged below instead
