@@ -11,7 +11,7 @@ from typing import Any, Literal
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from ..errors import ConfigError
-from ..rerank import DEFAULT_LLM_RERANK_TEMPLATE, DEFAULT_MAX_BATCH_TOKENS, GteLLMCrossEncoder, PairScorer
+from ..rerank import DEFAULT_LLM_RERANK_TEMPLATE, GteLLMCrossEncoder, PairScorer
 from ._reranker import ScoringPostprocessor
 
 __all__ = ["GteLLMReranker"]
@@ -37,8 +37,8 @@ class GteLLMReranker(ScoringPostprocessor):
     no_token: str | None = Field(default=None, description="One-token string for 'not relevant'; None picks a default.")
     max_length: int | None = Field(default=None, gt=0, description="Tokens per prompt; None uses the model's limit.")
     batch_size: int = Field(default=8, gt=0, description="Most prompts per forward pass.")
-    max_batch_tokens: int = Field(
-        default=DEFAULT_MAX_BATCH_TOKENS, gt=0, description="Most padded tokens per forward pass."
+    max_batch_tokens: int | None = Field(
+        default=None, gt=0, description="Most padded tokens per forward pass; None: 4096 on CPU, 65536 on accelerators."
     )
     padding_side: Literal["left", "right"] = Field(default="left", description="Padding side of batched prompts.")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")

@@ -22,7 +22,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from ..errors import ConfigError
-from ..rerank import DEFAULT_MAX_BATCH_TOKENS, DEFAULT_RERANKER, GteCrossEncoder, PairScorer
+from ..rerank import DEFAULT_RERANKER, GteCrossEncoder, PairScorer
 
 dispatcher = get_dispatcher(__name__)
 
@@ -146,8 +146,8 @@ class GteReranker(ScoringPostprocessor):
         default=None, gt=0, description="Tokens per (query, document) pair; None uses the model's limit."
     )
     batch_size: int = Field(default=32, gt=0, description="Most pairs per forward pass.")
-    max_batch_tokens: int = Field(
-        default=DEFAULT_MAX_BATCH_TOKENS, gt=0, description="Most padded tokens per forward pass."
+    max_batch_tokens: int | None = Field(
+        default=None, gt=0, description="Most padded tokens per forward pass; None: 4096 on CPU, 65536 on accelerators."
     )
     normalize: bool = Field(default=False, description="Apply a sigmoid to the logits (scores in (0, 1)).")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from ._common import DEFAULT_MAX_BATCH_TOKENS, PairScorer, RerankResult
+from ._common import PairScorer, RerankResult
 from ._cross_encoder import DEFAULT_RERANKER, GteCrossEncoder
 from ._llm import DEFAULT_LLM_RERANK_TEMPLATE, GteLLMCrossEncoder
 
 __all__ = [
     "DEFAULT_LLM_RERANK_TEMPLATE",
-    "DEFAULT_MAX_BATCH_TOKENS",
     "DEFAULT_RERANKER",
     "GteCrossEncoder",
     "GteLLMCrossEncoder",

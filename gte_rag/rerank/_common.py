@@ -11,7 +11,6 @@ import numpy as np
 from ..errors import ConfigError, InputTypeError
 
 __all__ = [
-    "DEFAULT_MAX_BATCH_TOKENS",
     "PairScorer",
     "RerankResult",
     "check_pairs",
@@ -20,10 +19,6 @@ __all__ = [
     "longest_first",
     "rank_scores",
 ]
-
-DEFAULT_MAX_BATCH_TOKENS = 16_384
-"""Padded tokens per forward pass: 32 pairs of 512 tokens, or two pairs of 8192."""
-
 
 @dataclass(frozen=True)
 class RerankResult:

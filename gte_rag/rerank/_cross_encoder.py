@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE, resolve_device, resolve_dtype
+from .._runtime import DEFAULT_DTYPE, default_max_batch_tokens, resolve_device, resolve_dtype
 from ..errors import ConfigError
 from ..models import Checkpoint, Task, load_model, load_tokenizer, resolve_checkpoint
 from ._common import (
-    DEFAULT_MAX_BATCH_TOKENS,
     longest_first,
     RerankResult,
     check_pairs,
@@ -53,7 +52,7 @@ class GteCrossEncoder:
             the budget. Either way a warning is issued once per instance.
         batch_size: Most pairs per forward pass.
         max_batch_tokens: Most padded tokens per forward pass (``pairs x longest``); a pair
-            longer than this runs alone.
+            longer than this runs alone. ``None``: 4096 on CPU, 65536 on accelerators.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or ``None`` for CUDA when available.
         dtype: ``"auto"`` (float32 on CPU, bfloat16/float16 on CUDA), ``"float32"``, ``"bfloat16"``,
             ``"float16"`` or a ``torch.dtype``.
@@ -77,7 +76,7 @@ class GteCrossEncoder:
         *,
         max_length: int | None = None,
         batch_size: int = 32,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
         device: str | None = None,
         dtype: str | torch.dtype = DEFAULT_DTYPE,
         normalize: bool = False,
@@ -85,7 +84,8 @@ class GteCrossEncoder:
         lazy_load: bool = False,
     ) -> None:
         self.batch_size = check_positive("batch_size", batch_size)
-        self.max_batch_tokens = check_positive("max_batch_tokens", max_batch_tokens)
+        if max_batch_tokens is not None:
+            check_positive("max_batch_tokens", max_batch_tokens)
         if max_length is not None:
             check_positive("max_length", max_length)
         self.checkpoint: Checkpoint = resolve_checkpoint(model, task=Task.RERANK)
@@ -98,6 +98,8 @@ class GteCrossEncoder:
         self.max_length: int = max_length if max_length is not None else limit
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        # padded tokens per forward pass: small on CPU, large on accelerators
+        self.max_batch_tokens: int = max_batch_tokens or default_max_batch_tokens(self.device)
         self.normalize = bool(normalize)
         self.attn_implementation = attn_implementation
         self._model: PreTrainedModel | None = None

@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE, resolve_device, resolve_dtype
+from .._runtime import DEFAULT_DTYPE, default_max_batch_tokens, resolve_device, resolve_dtype
 from ..errors import ConfigError
 from ..models import Checkpoint, Task, load_model, load_tokenizer, resolve_checkpoint
 from ._common import (
-    DEFAULT_MAX_BATCH_TOKENS,
     longest_first,
     RerankResult,
     check_pairs,
@@ -98,7 +97,7 @@ class GteLLMCrossEncoder:
         no_token: str | None = None,
         max_length: int | None = None,
         batch_size: int = 8,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        max_batch_tokens: int | None = None,
         padding_side: Literal["left", "right"] = "left",
         device: str | None = None,
         dtype: str | torch.dtype = DEFAULT_DTYPE,
@@ -119,7 +118,8 @@ class GteLLMCrossEncoder:
         if self.yes_token == self.no_token:
             raise ConfigError(f"yes_token and no_token must differ, both are {self.yes_token!r}")
         self.batch_size = check_positive("batch_size", batch_size)
-        self.max_batch_tokens = check_positive("max_batch_tokens", max_batch_tokens)
+        if max_batch_tokens is not None:
+            check_positive("max_batch_tokens", max_batch_tokens)
         if max_length is not None:
             check_positive("max_length", max_length)
         self.checkpoint: Checkpoint = resolve_checkpoint(model, task=Task.RERANK)
@@ -133,6 +133,8 @@ class GteLLMCrossEncoder:
         self.padding_side = padding_side
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        # padded tokens per forward pass: small on CPU, large on accelerators
+        self.max_batch_tokens: int = max_batch_tokens or default_max_batch_tokens(self.device)
         self.attn_implementation = attn_implementation
         self._model: PreTrainedModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
