@@ -31,7 +31,7 @@ from gte_rag.qdrant._points import (
     build_payload,
     point_id,
 )
-from gte_rag.qdrant._query import HybridConfig, QueryPlan, build_query_plan
+from gte_rag.qdrant._query import HybridConfig, QueryPlan, build_query_plan, rank_hits
 from gte_rag.qdrant._store import (
     AsyncQdrantStore,
     QdrantStore,
@@ -68,4 +68,5 @@ __all__ = [
     "open_async_store",
     "open_store",
     "point_id",
+    "rank_hits",
 ]

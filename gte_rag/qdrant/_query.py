@@ -20,9 +20,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 from qdrant_client import models
 
+from gte_rag._runtime import warn_external
 from gte_rag._types import SparseVector
 from gte_rag.errors import ConfigError
 from gte_rag.qdrant._layout import CollectionLayout
+from gte_rag.qdrant._points import SearchHit
 
 __all__ = [
     "DEFAULT_PREFETCH_MIN",
@@ -31,7 +33,9 @@ __all__ = [
     "HybridConfig",
     "QueryMode",
     "QueryPlan",
+    "TIE_MARGIN",
     "build_query_plan",
+    "rank_hits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,6 +46,8 @@ FusionMethod = Literal["rrf", "dbsf", "weighted"]
 DEFAULT_RRF_K = 60
 DEFAULT_PREFETCH_MIN = 100
 DEFAULT_PREFETCH_FACTOR = 4
+TIE_MARGIN = 8
+"""Extra hits fetched beyond ``top_k`` so that ties at the cut are broken by id, not by chance."""
 
 # Branch weights used when the caller leaves them unset, per fusion family.
 # RRF: both ranked lists count the same. weighted: the official mGTE hybrid score
@@ -120,6 +126,7 @@ class QueryPlan:
 
     query: Any
     limit: int
+    top_k: int = 0
     using: str | None = None
     prefetch: tuple[models.Prefetch, ...] = ()
     filter: models.Filter | None = None
@@ -205,14 +212,22 @@ def build_query_plan(
             query=models.NearestQuery(nearest=_dense_list(dense, layout.dense_size)),  # type: ignore[arg-type]
             using=layout.dense_name,
             filter=filter,
-            limit=top_k,
+            limit=top_k + TIE_MARGIN,
+            top_k=top_k,
         )
     if mode == "sparse":
         return QueryPlan(
             query=models.NearestQuery(nearest=_sparse_model(sparse)),  # type: ignore[arg-type]
             using=layout.sparse_name,
             filter=filter,
-            limit=top_k,
+            limit=top_k + TIE_MARGIN,
+            top_k=top_k,
+        )
+    if hybrid.fusion == "weighted" and hybrid.sparse_weight is None and layout.sparse_idf:
+        warn_external(
+            "fusion='weighted' with the default sparse weight 0.1 is calibrated for learned mGTE weights; "
+            f"collection {layout.collection!r} holds BM25-style weights with IDF, whose scores run far larger "
+            "than cosine similarities. Use fusion='rrf' or 'dbsf', or set HybridConfig(sparse_weight=...)"
         )
     limit = hybrid.resolve_prefetch_limit(top_k)
     prefetch = (
@@ -229,4 +244,16 @@ def build_query_plan(
             limit=limit,
         ),
     )
-    return QueryPlan(query=_fusion_query(hybrid), prefetch=prefetch, filter=filter, limit=top_k)
+    return QueryPlan(
+        query=_fusion_query(hybrid), prefetch=prefetch, filter=filter, limit=top_k + TIE_MARGIN, top_k=top_k
+    )
+
+
+def rank_hits(hits: Sequence[SearchHit], top_k: int) -> list[SearchHit]:
+    """Best ``top_k`` hits ordered by score, ties broken by point id.
+
+    Fusion produces exact ties (RRF gives equal scores to the r-th hit of each branch),
+    and engines return tied points in no fixed order; sorting a few extra hits makes the
+    answer the same on every run.
+    """
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:top_k]

@@ -22,7 +22,7 @@ from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
 from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend, _check_edge_options
 from gte_rag.qdrant._layout import CollectionLayout, check_layout
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
-from gte_rag.qdrant._query import HybridConfig, build_query_plan
+from gte_rag.qdrant._query import HybridConfig, build_query_plan, rank_hits
 
 __all__ = ["AsyncQdrantStore", "QdrantStore", "open_async_store", "open_store"]
 
@@ -190,7 +190,7 @@ class QdrantStore:
             self.layout, dense=dense, sparse=sparse, top_k=top_k,
             hybrid=hybrid or HybridConfig(), filter=filter,
         )
-        return self._backend.query(plan)
+        return rank_hits(self._backend.query(plan), plan.top_k)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Delete every point whose ``doc_id`` or ``ref_doc_id`` is in ``doc_ids``."""
@@ -312,7 +312,7 @@ class AsyncQdrantStore:
             self.layout, dense=dense, sparse=sparse, top_k=top_k,
             hybrid=hybrid or HybridConfig(), filter=filter,
         )
-        return await self._backend.query(plan)
+        return rank_hits(await self._backend.query(plan), plan.top_k)
 
     async def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """See :meth:`QdrantStore.delete_documents`."""

@@ -15,10 +15,13 @@ from gte_rag.qdrant import (
     HybridConfig,
     PointRecord,
     build_payload,
+    SearchHit,
     build_query_plan,
     check_layout,
     point_id,
+    rank_hits,
 )
+from gte_rag.qdrant._query import TIE_MARGIN
 
 
 def test_public_names_are_sorted_and_exported() -> None:
@@ -117,7 +120,7 @@ def test_hybrid_plan_is_one_request_with_filter_everywhere(fusion: str) -> None:
         LAYOUT, dense=[1, 0, 0], sparse=SparseVector((1,), (1.0,)), top_k=7,
         hybrid=HybridConfig(fusion=fusion), filter=FLT,  # type: ignore[arg-type]
     )
-    assert plan.limit == 7 and plan.filter is FLT
+    assert plan.top_k == 7 and plan.limit == 7 + TIE_MARGIN and plan.filter is FLT
     assert [p.using for p in plan.prefetch] == ["dense", "sparse"]
     assert all(p.filter is FLT and p.limit == 100 for p in plan.prefetch)
     if fusion == "rrf":
@@ -142,3 +145,20 @@ def test_single_mode_plans_and_errors() -> None:
         hybrid=HybridConfig(rrf_k=10, dense_weight=2.0),
     )
     assert weighted_rrf.query.rrf == models.Rrf(k=10, weights=[2.0, 1.0])
+
+
+def test_rank_hits_breaks_ties_by_id_whatever_the_engine_order() -> None:
+    hits = [SearchHit(id=i, score=sc, payload={}) for i, sc in [("c", 0.5), ("b", 0.9), ("a", 0.5), ("d", 0.1)]]
+    expected = ["b", "a", "c"]
+    assert [h.id for h in rank_hits(hits, 3)] == expected
+    assert [h.id for h in rank_hits(list(reversed(hits)), 3)] == expected
+
+
+def test_weighted_default_on_bm25_collection_warns() -> None:
+    bm25 = CollectionLayout("bm25", dense_size=3, sparse_idf=True)
+    with pytest.warns(UserWarning, match="calibrated for learned mGTE weights"):
+        build_query_plan(bm25, dense=[1, 0, 0], sparse=SparseVector((1,), (1.0,)), top_k=3,
+                         hybrid=HybridConfig(fusion="weighted"))
+    # explicit weights are the caller's choice: no warning
+    build_query_plan(bm25, dense=[1, 0, 0], sparse=SparseVector((1,), (1.0,)), top_k=3,
+                     hybrid=HybridConfig(fusion="weighted", sparse_weight=0.01))

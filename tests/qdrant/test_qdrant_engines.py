@@ -149,7 +149,7 @@ async def test_async_factory_and_context_managers(tmp_path: Path) -> None:
         await store.ensure_collection()
         await store.upsert(_points(5))
         hits = await store.query([1, 0, 0, 0], SparseVector((1,), (1.0,)), top_k=2,
-                                 hybrid=HybridConfig(fusion="weighted"))
+                                 hybrid=HybridConfig(fusion="weighted", sparse_weight=0.1))
         assert len(hits) == 2
         assert await store.optimize() in (True, False)
     async with open_async_store(":memory:", LAYOUT) as local:
