@@ -24,7 +24,7 @@ from ..qdrant import (
 )
 from ._chunking import TokenChunker
 from ._files import read_files
-from ._ingest import IngestStats, Ingestor, SourceDocument, as_source_documents
+from ._ingest import IngestStats, Ingestor, as_source_documents
 
 if TYPE_CHECKING:
     from ..llama_index import GteHybridRetriever, GteVectorStore
@@ -183,11 +183,7 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ query
     def _config(self, mode: str | None, fusion: str | None) -> HybridConfig:
-        if mode is None and fusion is None:
-            return self.hybrid
-        from dataclasses import replace
-
-        return replace(self.hybrid, **{k: v for k, v in (("mode", mode), ("fusion", fusion)) if v is not None})
+        return self.hybrid.override(mode=mode, fusion=fusion)
 
     def query(
         self,

@@ -51,10 +51,7 @@ class GteHybridRetriever(BaseRetriever):
             raise ConfigError("pass either hybrid= or mode=/fusion=, not both")
         self.knowledge_base = knowledge_base
         self.similarity_top_k = similarity_top_k
-        base = hybrid or knowledge_base.hybrid
-        from dataclasses import replace
-
-        self.hybrid = replace(base, **{k: v for k, v in (("mode", mode), ("fusion", fusion)) if v is not None})
+        self.hybrid = (hybrid or knowledge_base.hybrid).override(mode=mode, fusion=fusion)
         self.filters = filters
         self._qdrant_filter = to_qdrant_filter(filters)
         super().__init__(callback_manager=callback_manager, verbose=verbose)

@@ -102,7 +102,7 @@ class GteVectorStore(BasePydanticVectorStore):
             positions[n.ref_doc_id or n.node_id].append(i)
         chunk_index: dict[int, int] = {}
         for idxs in positions.values():
-            for rank, i in enumerate(sorted(idxs, key=lambda j: nodes[j].start_char_idx or 0)):
+            for rank, i in enumerate(sorted(idxs, key=lambda j: getattr(nodes[j], "start_char_idx", None) or 0)):
                 chunk_index[i] = rank
         points = []
         for i, node in enumerate(nodes):
@@ -184,7 +184,7 @@ class GteVectorStore(BasePydanticVectorStore):
             raise ConfigError(
                 f"vector_store_query_mode={query.mode.value!r} is not supported; use 'default', 'sparse' or 'hybrid'"
             )
-        hybrid = replace(self._kb.hybrid, mode=mode)
+        hybrid = self._kb.hybrid.override(mode=mode)
         if query.alpha is not None and mode == "hybrid":
             if hybrid.fusion == "dbsf":
                 raise ConfigError("alpha weights the branches, which DBSF fusion does not take; use fusion 'rrf' or 'weighted'")
@@ -223,8 +223,9 @@ class GteVectorStore(BasePydanticVectorStore):
 
 def _node_point_id(node: BaseNode) -> str:
     """Deterministic point id: document id + start offset where known, else the node id."""
-    if node.ref_doc_id and node.start_char_idx is not None:
-        return point_id(node.ref_doc_id, int(node.start_char_idx))
+    start = getattr(node, "start_char_idx", None)
+    if node.ref_doc_id and start is not None:
+        return point_id(node.ref_doc_id, int(start))
     try:
         return str(uuid.UUID(node.node_id))
     except ValueError:

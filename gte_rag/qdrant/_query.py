@@ -113,6 +113,18 @@ class HybridConfig:
         sparse = default[1] if self.sparse_weight is None else float(self.sparse_weight)
         return dense, sparse
 
+    def override(self, *, mode: str | None = None, fusion: str | None = None) -> HybridConfig:
+        """A copy with ``mode`` and/or ``fusion`` replaced (``None`` keeps the current value)."""
+        if mode is None and fusion is None:
+            return self
+        from dataclasses import replace
+
+        return replace(
+            self,
+            mode=self.mode if mode is None else mode,  # type: ignore[arg-type]
+            fusion=self.fusion if fusion is None else fusion,  # type: ignore[arg-type]
+        )
+
     def resolve_prefetch_limit(self, top_k: int) -> int:
         """Candidates per branch for a query returning ``top_k`` points."""
         if self.prefetch_limit is not None:
