@@ -8,6 +8,7 @@ Slow (the whole 5,183-document corpus is encoded twice on CPU), so deselected by
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CORPUS = Path("/work/shared/data/scifact/corpus.jsonl")
+_DATA = Path(os.environ.get("GTE_RAG_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CORPUS = _DATA / "scifact" / "corpus.jsonl"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MIN_COSINE = 0.9999
 
