@@ -356,12 +356,20 @@ def load_model(
     kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "local_files_only": True}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    from transformers.utils import logging as hf_logging
+
+    bar_was_on = hf_logging.is_progress_bar_enabled()
     try:
+        # a local load takes milliseconds: its per-tensor progress bar is noise in our output
+        hf_logging.disable_progress_bar()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # transformers' notes on unused keys are logged below instead
             model, info = classes[head].from_pretrained(str(path), output_loading_info=True, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load the weights of {path} ({head} head): {exc}", model_name=checkpoint.name) from exc
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
     missing = [k for k in info.get("missing_keys", ()) if "inv_freq" not in k]
     if missing:
         raise ModelLoadError(
