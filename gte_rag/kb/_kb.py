@@ -182,8 +182,10 @@ class KnowledgeBase:
         return self.store.count()
 
     # ------------------------------------------------------------------ query
-    def _config(self, mode: str | None, fusion: str | None) -> HybridConfig:
-        return self.hybrid.override(mode=mode, fusion=fusion)
+    def _resolve(self, hybrid: HybridConfig | None, mode: str | None, fusion: str | None) -> HybridConfig:
+        if hybrid is not None and (mode is not None or fusion is not None):
+            raise ConfigError("pass either hybrid= or mode=/fusion=, not both")
+        return hybrid or self.hybrid.override(mode=mode, fusion=fusion)
 
     def query(
         self,
@@ -193,13 +195,13 @@ class KnowledgeBase:
         filter: models.Filter | None = None,
         mode: str | None = None,
         fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
     ) -> list[SearchHit]:
-        """Best chunks for a query, in one encoder pass and one Qdrant request."""
-        config = self._config(mode, fusion)
-        out = self.encoder.encode([text], role="query", return_sparse=config.mode != "dense")
-        return self.store.query(
-            out.dense[0], out.sparse[0] if out.sparse else None, top_k=top_k, hybrid=config, filter=filter
-        )
+        """Best chunks for a query, in one encoder pass and one Qdrant request.
+
+        ``mode``/``fusion`` override the knowledge base's default; ``hybrid`` replaces it.
+        """
+        return self.query_many([text], top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid)[0]
 
     def query_many(
         self,
@@ -209,10 +211,11 @@ class KnowledgeBase:
         filter: models.Filter | None = None,
         mode: str | None = None,
         fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
         """:meth:`query` for many queries, encoded in batches."""
-        config = self._config(mode, fusion)
+        config = self._resolve(hybrid, mode, fusion)
         out = self.encoder.encode(list(texts), role="query", return_sparse=config.mode != "dense", show_progress=show_progress)
         return [
             self.store.query(out.dense[i], out.sparse[i] if out.sparse else None, top_k=top_k, hybrid=config, filter=filter)
@@ -227,9 +230,10 @@ class KnowledgeBase:
         filter: models.Filter | None = None,
         mode: str | None = None,
         fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
     ) -> list[SearchHit]:
         """Async twin of :meth:`query`: the encoder runs in a thread, the store call is async."""
-        config = self._config(mode, fusion)
+        config = self._resolve(hybrid, mode, fusion)
         out = await asyncio.to_thread(self.encoder.encode, [text], role="query", return_sparse=config.mode != "dense")
         return await self.async_store.query(
             out.dense[0], out.sparse[0] if out.sparse else None, top_k=top_k, hybrid=config, filter=filter

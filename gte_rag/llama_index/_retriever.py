@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle
@@ -57,22 +56,14 @@ class GteHybridRetriever(BaseRetriever):
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        kb = self.knowledge_base
-        out = kb.encoder.encode([query_bundle.query_str], role="query", return_sparse=self.hybrid.mode != "dense")
-        hits = kb.store.query(
-            out.dense[0], out.sparse[0] if out.sparse else None,
-            top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter,
+        hits = self.knowledge_base.query(
+            query_bundle.query_str, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
         )
         return hits_to_nodes(hits)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        kb = self.knowledge_base
-        out = await asyncio.to_thread(
-            kb.encoder.encode, [query_bundle.query_str], role="query", return_sparse=self.hybrid.mode != "dense"
-        )
-        hits = await kb.async_store.query(
-            out.dense[0], out.sparse[0] if out.sparse else None,
-            top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter,
+        hits = await self.knowledge_base.aquery(
+            query_bundle.query_str, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
         )
         return hits_to_nodes(hits)
 
