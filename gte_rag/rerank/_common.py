@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import ConfigError, InputTypeError
 
 __all__ = [
+    "configure_scorer",
     "PairScorer",
     "RerankResult",
     "check_pairs",
@@ -104,3 +105,40 @@ def longest_first(q: int, d: int, budget: int) -> tuple[int, int]:
         return (q - excess, d) if q > d else (q, d - excess)
     rest = excess - (hi - lo)
     return lo - rest // 2, lo - (rest + 1) // 2
+
+
+def configure_scorer(
+    scorer: Any,
+    model: str,
+    *,
+    max_length: int | None,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    device: str | None,
+    dtype: Any,
+) -> None:
+    """Validate the options every pair scorer shares and set them on ``scorer``.
+
+    Sets ``batch_size``, ``checkpoint``, ``max_length`` (the model's limit when ``None``),
+    ``device``, ``dtype`` and ``max_batch_tokens`` (small on CPU, large on accelerators
+    when ``None``).
+    """
+    from .._runtime import default_max_batch_tokens, resolve_device, resolve_dtype
+    from ..models import Task, resolve_checkpoint
+
+    scorer.batch_size = check_positive("batch_size", batch_size)
+    if max_batch_tokens is not None:
+        check_positive("max_batch_tokens", max_batch_tokens)
+    if max_length is not None:
+        check_positive("max_length", max_length)
+    scorer.checkpoint = resolve_checkpoint(model, task=Task.RERANK)
+    limit = scorer.checkpoint.spec.max_tokens
+    if max_length is not None and max_length > limit:
+        raise ConfigError(
+            f"max_length={max_length} is larger than what {model!r} supports ({limit} tokens); "
+            f"use max_length <= {limit} or None for the model's limit"
+        )
+    scorer.max_length = max_length if max_length is not None else limit
+    scorer.device = resolve_device(device)
+    scorer.dtype = resolve_dtype(dtype, scorer.device)
+    scorer.max_batch_tokens = max_batch_tokens or default_max_batch_tokens(scorer.device)

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE, default_max_batch_tokens, resolve_device, resolve_dtype
+from .._runtime import DEFAULT_DTYPE
 from ..errors import ConfigError
-from ..models import Checkpoint, Task, load_model, load_tokenizer, resolve_checkpoint
+from ..models import Checkpoint, load_model, load_tokenizer
 from ._common import (
     longest_first,
     RerankResult,
     check_pairs,
-    check_positive,
+    configure_scorer,
     check_query_documents,
     rank_scores,
 )
@@ -83,23 +83,13 @@ class GteCrossEncoder:
         attn_implementation: str | None = None,
         lazy_load: bool = False,
     ) -> None:
-        self.batch_size = check_positive("batch_size", batch_size)
-        if max_batch_tokens is not None:
-            check_positive("max_batch_tokens", max_batch_tokens)
-        if max_length is not None:
-            check_positive("max_length", max_length)
-        self.checkpoint: Checkpoint = resolve_checkpoint(model, task=Task.RERANK)
-        limit = self.checkpoint.spec.max_tokens
-        if max_length is not None and max_length > limit:
-            raise ConfigError(
-                f"max_length={max_length} is larger than what {model!r} supports ({limit} tokens); "
-                f"use max_length <= {limit} or None for the model's limit"
-            )
-        self.max_length: int = max_length if max_length is not None else limit
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        # padded tokens per forward pass: small on CPU, large on accelerators
-        self.max_batch_tokens: int = max_batch_tokens or default_max_batch_tokens(self.device)
+        self.checkpoint: Checkpoint
+        self.max_length: int
+        self.max_batch_tokens: int
+        configure_scorer(
+            self, model, max_length=max_length, batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
+        )
         self.normalize = bool(normalize)
         self.attn_implementation = attn_implementation
         self._model: PreTrainedModel | None = None
