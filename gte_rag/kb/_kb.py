@@ -140,8 +140,9 @@ class KnowledgeBase:
                 self._async_store = AsyncQdrantStore(backend=_ThreadedBackend(self.store.backend))
         return self._async_store
 
-    def _ingestor(self) -> Ingestor:
-        return Ingestor(self.encoder, self.store, async_store=self.async_store if self._async_store else None,
+    def _ingestor(self, *, for_async: bool = False) -> Ingestor:
+        # the async store is opened only when async ingest asks for it
+        return Ingestor(self.encoder, self.store, async_store=self.async_store if for_async else None,
                         chunker=self.chunker, batch_size=self.ingest_batch_size)
 
     # ------------------------------------------------------------------ ingest
@@ -162,8 +163,7 @@ class KnowledgeBase:
 
     async def aadd_documents(self, documents: Iterable[Any]) -> IngestStats:
         """Async twin of :meth:`add_documents`."""
-        ing = Ingestor(self.encoder, async_store=self.async_store, chunker=self.chunker, batch_size=self.ingest_batch_size)
-        return await ing.aingest(as_source_documents(documents))
+        return await self._ingestor(for_async=True).aingest(as_source_documents(documents))
 
     def add_files(self, paths: Iterable[str | Path], *, show_progress: bool = False) -> IngestStats:
         """Add text, markdown and PDF files (directories are walked); the path is the document id."""
