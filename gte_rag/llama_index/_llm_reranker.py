@@ -42,7 +42,7 @@ class GteLLMReranker(ScoringPostprocessor):
     )
     padding_side: Literal["left", "right"] = Field(default="left", description="Padding side of batched prompts.")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16' or 'float16'.")
+    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
 
     _scorer: GteLLMCrossEncoder | None = PrivateAttr(default=None)
 
@@ -67,7 +67,7 @@ class GteLLMReranker(ScoringPostprocessor):
             "max_batch_tokens": scorer.max_batch_tokens,
             "padding_side": scorer.padding_side,
             "device": str(scorer.device),
-            "dtype": str(scorer.dtype).removeprefix("torch."),
+            "dtype": scorer.precision.name,
         }
         clash = sorted(set(described) & set(fields))
         if clash:

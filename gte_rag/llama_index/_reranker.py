@@ -151,7 +151,7 @@ class GteReranker(ScoringPostprocessor):
     )
     normalize: bool = Field(default=False, description="Apply a sigmoid to the logits (scores in (0, 1)).")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16' or 'float16'.")
+    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
 
     _scorer: GteCrossEncoder | None = PrivateAttr(default=None)
 
@@ -171,7 +171,7 @@ class GteReranker(ScoringPostprocessor):
             "max_batch_tokens": cross_encoder.max_batch_tokens,
             "normalize": cross_encoder.normalize,
             "device": str(cross_encoder.device),
-            "dtype": str(cross_encoder.dtype).removeprefix("torch."),
+            "dtype": cross_encoder.precision.name,
         }
         clash = sorted(set(described) & set(fields))
         if clash:

@@ -27,7 +27,7 @@ class GteSparseEmbedding(BaseSparseEmbedding):
     model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (local cache) or checkpoint directory.")
     max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
     device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16' or 'float16'.")
+    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
     embed_batch_size: int = Field(default=256, gt=0, le=4096, description="Texts handed to the encoder per call.")
 
     _encoder: GteEncoder | None = PrivateAttr(default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._runtime import Precision, cpu_has_native_bf16, resolve_precision
 from ._loading import Checkpoint, describe_checkpoint, load_config, load_model, load_tokenizer, resolve_checkpoint
 from ._registry import (
     QWEN2_INSTRUCTION_TEMPLATE,
@@ -20,8 +21,10 @@ __all__ = [
     "Architecture",
     "Checkpoint",
     "ModelSpec",
+    "Precision",
     "Pooling",
     "Task",
+    "cpu_has_native_bf16",
     "describe_checkpoint",
     "find_model_spec",
     "get_model_spec",
@@ -31,4 +34,5 @@ __all__ = [
     "load_tokenizer",
     "register_model",
     "resolve_checkpoint",
+    "resolve_precision",
 ]

@@ -120,10 +120,10 @@ def configure_scorer(
     """Validate the options every pair scorer shares and set them on ``scorer``.
 
     Sets ``batch_size``, ``checkpoint``, ``max_length`` (the model's limit when ``None``),
-    ``device``, ``dtype`` and ``max_batch_tokens`` (small on CPU, large on accelerators
+    ``device``, ``precision``, ``dtype`` (the weights' dtype) and ``max_batch_tokens`` (small on CPU, large on accelerators
     when ``None``).
     """
-    from .._runtime import default_max_batch_tokens, resolve_device, resolve_dtype
+    from .._runtime import default_max_batch_tokens, resolve_device, resolve_precision
     from ..models import Task, resolve_checkpoint
 
     scorer.batch_size = check_positive("batch_size", batch_size)
@@ -140,5 +140,6 @@ def configure_scorer(
         )
     scorer.max_length = max_length if max_length is not None else limit
     scorer.device = resolve_device(device)
-    scorer.dtype = resolve_dtype(dtype, scorer.device)
+    scorer.precision = resolve_precision(dtype, scorer.device)
+    scorer.dtype = scorer.precision.weights
     scorer.max_batch_tokens = max_batch_tokens or default_max_batch_tokens(scorer.device)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE
+from .._runtime import DEFAULT_DTYPE, Precision
 from ..errors import ConfigError
 from ..models import Checkpoint, load_model, load_tokenizer
 from ._common import (
@@ -54,8 +54,9 @@ class GteCrossEncoder:
         max_batch_tokens: Most padded tokens per forward pass (``pairs x longest``); a pair
             longer than this runs alone. ``None``: 4096 on CPU, 65536 on accelerators.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, or ``None`` for CUDA when available.
-        dtype: ``"auto"`` (float32 on CPU, bfloat16/float16 on CUDA), ``"float32"``, ``"bfloat16"``,
-            ``"float16"`` or a ``torch.dtype``.
+        dtype: ``"auto"``: bfloat16/float16 on CUDA, ``"bf16-mixed"`` on CPUs with native
+            bfloat16 dot products, float32 on other CPUs; or ``"float32"`` (exact), ``"bfloat16"``,
+            ``"float16"``, ``"bf16-mixed"``, a ``torch.dtype``.
         normalize: Apply a sigmoid, giving scores in (0, 1); off gives raw logits.
         attn_implementation: Passed to transformers (``"sdpa"``, ``"eager"``); ``None`` keeps its default.
         lazy_load: Defer reading the weights until the first call (or :meth:`load`).
@@ -86,6 +87,7 @@ class GteCrossEncoder:
         self.checkpoint: Checkpoint
         self.max_length: int
         self.max_batch_tokens: int
+        self.precision: Precision
         configure_scorer(
             self, model, max_length=max_length, batch_size=batch_size,
             max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
@@ -102,7 +104,7 @@ class GteCrossEncoder:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(model={self.checkpoint.name!r}, max_length={self.max_length}, "
-            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}, normalize={self.normalize})"
+            f"device={str(self.device)!r}, dtype={self.precision.name!r}, normalize={self.normalize})"
         )
 
     @property
@@ -134,6 +136,7 @@ class GteCrossEncoder:
                     f"{self.checkpoint.name!r} has a {num_labels}-label head; GteCrossEncoder needs a "
                     "cross-encoder with one relevance logit"
                 )
+            self.precision.keep_heads_float32(model)
             self._tokenizer = tokenizer
             self._model = model
 
@@ -297,7 +300,7 @@ class GteCrossEncoder:
             [len(it["input_ids"]) for it in items], batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
         )
         scores = np.empty((len(items),), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision.autocast(self.device):
             for batch_idx in progress(batches, enabled=show_progress, total=len(batches), desc="Rerank", unit="batch"):
                 inputs = self._collate([items[i] for i in batch_idx])
                 logits = self._model(**inputs).logits[:, 0].float()

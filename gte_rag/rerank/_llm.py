@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE
+from .._runtime import DEFAULT_DTYPE, Precision
 from ..errors import ConfigError
 from ..models import Checkpoint, load_model, load_tokenizer
 from ._common import (
@@ -120,6 +120,7 @@ class GteLLMCrossEncoder:
         self.checkpoint: Checkpoint
         self.max_length: int
         self.max_batch_tokens: int
+        self.precision: Precision
         configure_scorer(
             self, model, max_length=max_length, batch_size=batch_size,
             max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
@@ -139,7 +140,7 @@ class GteLLMCrossEncoder:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(model={self.checkpoint.name!r}, max_length={self.max_length}, "
-            f"device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')!r}, "
+            f"device={str(self.device)!r}, dtype={self.precision.name!r}, "
             f"use_chat_template={self.use_chat_template})"
         )
 
@@ -188,6 +189,7 @@ class GteLLMCrossEncoder:
                 attn_implementation=self.attn_implementation,
             )
             self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+            self.precision.keep_heads_float32(model)
             self._tokenizer, self._label_ids, self._lead = tok, (label_ids[0], label_ids[1]), lead
             self._model = model
 
@@ -328,7 +330,7 @@ class GteLLMCrossEncoder:
             [len(r) for r in rows], batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
         )
         scores = np.empty((len(rows),), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision.autocast(self.device):
             for idx in progress(batches, enabled=show_progress, total=len(batches), desc="LLM rerank", unit="batch"):
                 diff = self._forward([rows[i] for i in idx])
                 scores[idx] = torch.sigmoid(diff).cpu().numpy()

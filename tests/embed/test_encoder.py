@@ -40,7 +40,7 @@ def _reference_forward(path: Path, texts: list[str], pooling: Pooling, cls_name:
 
 
 def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
-    enc = GteEncoder(tiny_native_gte, batch_size=4, cache_size=0)
+    enc = GteEncoder(tiny_native_gte, batch_size=4, cache_size=0, dtype="float32")
     assert enc.spec.pooling is Pooling.CLS and enc.sparse_mode == "learned"
     out = enc.encode(TEXTS)
     import torch
@@ -60,7 +60,7 @@ def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
 
 
 def test_bert_mean_pooling_and_lexical_sparse(tiny_bert: Path) -> None:
-    enc = GteEncoder(tiny_bert, batch_size=3, cache_size=0)
+    enc = GteEncoder(tiny_bert, batch_size=3, cache_size=0, dtype="float32")
     assert enc.spec.pooling is Pooling.MEAN and enc.sparse_mode == "lexical"
     out = enc.encode(TEXTS)
     np.testing.assert_allclose(out.dense, _reference_forward(tiny_bert, TEXTS, Pooling.MEAN, "BertModel"), atol=1e-5)
@@ -75,7 +75,7 @@ def test_bert_mean_pooling_and_lexical_sparse(tiny_bert: Path) -> None:
 def test_qwen2_last_token_and_instruction(tiny_qwen2: Path) -> None:
     from gte_rag.models import Architecture, ModelSpec
 
-    enc = GteEncoder(tiny_qwen2, batch_size=4, cache_size=0)
+    enc = GteEncoder(tiny_qwen2, batch_size=4, cache_size=0, dtype="float32")
     assert enc.spec.pooling is Pooling.LAST_TOKEN
     out = enc.encode(TEXTS)
     np.testing.assert_allclose(out.dense, _reference_forward(tiny_qwen2, TEXTS, Pooling.LAST_TOKEN, "Qwen2Model"), atol=1e-5)
@@ -86,7 +86,7 @@ def test_qwen2_last_token_and_instruction(tiny_qwen2: Path) -> None:
     assert spec.query_prefix("Other task") == "Instruct: Other task\nQuery: "
     assert spec.query_prefix("") == ""
     assert enc.query_prefix.startswith("Instruct: ") and enc.query_prefix.endswith("\nQuery: ")
-    enc_i = GteEncoder(tiny_qwen2, query_instruction="Find facts", cache_size=0)
+    enc_i = GteEncoder(tiny_qwen2, query_instruction="Find facts", cache_size=0, dtype="float32")
     q = enc_i.embed_queries(["what is water"])
     d = enc_i.embed_documents(["Instruct: Find facts\nQuery: what is water"])
     np.testing.assert_allclose(q, d, atol=1e-6)
@@ -171,7 +171,7 @@ def test_cache_serves_sparse_after_dense_without_a_second_pass(legacy_tiny: Path
 def test_bf16_dtype_runs_close_to_fp32(legacy_tiny: Path) -> None:
     import torch
 
-    fp32 = GteEncoder(legacy_tiny / "embedder", cache_size=0).embed_documents(TEXTS)
+    fp32 = GteEncoder(legacy_tiny / "embedder", cache_size=0, dtype="float32").embed_documents(TEXTS)
     enc = GteEncoder(legacy_tiny / "embedder", dtype="bf16", cache_size=0)
     assert enc.dtype == torch.bfloat16
     bf16 = enc.embed_documents(TEXTS)

@@ -31,7 +31,7 @@ def test_dense(encoded: Any, legacy_expected: dict[str, Any]) -> None:
 
 
 def test_dense_elastic_dim32(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
-    enc = GteEncoder(legacy_tiny / "embedder", dimension=32, batch_size=5, on_empty="encode", cache_size=0)
+    enc = GteEncoder(legacy_tiny / "embedder", dimension=32, batch_size=5, dtype="float32", on_empty="encode", cache_size=0)
     out = enc.encode(legacy_expected["texts"])
     assert out.dense.shape == (len(legacy_expected["texts"]), 32)
     np.testing.assert_allclose(out.dense, np.array(legacy_expected["dense_dim32"]), atol=TOL, rtol=0)
@@ -69,7 +69,7 @@ def test_hybrid_scores(encoded: Any, legacy_expected: dict[str, Any]) -> None:
 
 def test_padded_batch_equals_one_at_a_time(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
     texts = legacy_expected["texts"][:8]
-    enc = GteEncoder(legacy_tiny / "embedder", batch_size=8, cache_size=0)
+    enc = GteEncoder(legacy_tiny / "embedder", batch_size=8, cache_size=0, dtype="float32")
     batched = enc.encode(texts).dense
     single = np.stack([enc.encode([t]).dense[0] for t in texts])
     np.testing.assert_allclose(batched, single, atol=TOL, rtol=0)

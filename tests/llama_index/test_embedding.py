@@ -17,7 +17,7 @@ from gte_rag.embed import GteEncoder
 
 @pytest.fixture(scope="module")
 def tiny_embedding(legacy_tiny: Path) -> GteEmbedding:
-    return GteEmbedding(model_name=str(legacy_tiny / "embedder"), device="cpu")
+    return GteEmbedding(model_name=str(legacy_tiny / "embedder"), device="cpu", dtype="float32")
 
 
 def test_fields_and_class_name(tiny_embedding: GteEmbedding) -> None:

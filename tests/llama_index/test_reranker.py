@@ -36,7 +36,7 @@ def expected() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def reranker(expected: dict[str, Any]) -> GteReranker:
-    r = GteReranker(model=str(FIXTURES / "reranker"), top_n=100, batch_size=2, device="cpu")
+    r = GteReranker(model=str(FIXTURES / "reranker"), top_n=100, batch_size=2, device="cpu", dtype="float32")
     r.load()
     return r
 

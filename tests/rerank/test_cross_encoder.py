@@ -13,12 +13,12 @@ from gte_rag.rerank import GteCrossEncoder, RerankResult
 
 @pytest.fixture(scope="module")
 def legacy_ce(legacy_reranker_dir: Path) -> GteCrossEncoder:
-    return GteCrossEncoder(str(legacy_reranker_dir), device="cpu")
+    return GteCrossEncoder(str(legacy_reranker_dir), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
 def bert_ce(tiny_bert_dir: Path) -> GteCrossEncoder:
-    return GteCrossEncoder(str(tiny_bert_dir), device="cpu", batch_size=3)
+    return GteCrossEncoder(str(tiny_bert_dir), device="cpu", batch_size=3, dtype="float32")
 
 
 def _pairs(expected: dict[str, Any]) -> list[tuple[str, str]]:
@@ -35,14 +35,16 @@ def test_reproduces_reference_logits_one_at_a_time(legacy_ce: GteCrossEncoder, l
 def test_reproduces_reference_logits_in_padded_batches(
     legacy_reranker_dir: Path, legacy_expected: dict[str, Any], batch_size: int, max_batch_tokens: int
 ) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), batch_size=batch_size, max_batch_tokens=max_batch_tokens)
+    ce = GteCrossEncoder(
+        str(legacy_reranker_dir), batch_size=batch_size, max_batch_tokens=max_batch_tokens, dtype="float32"
+    )
     scores = ce.score_pairs(_pairs(legacy_expected))
     assert scores.dtype == np.float32 and scores.shape == (len(legacy_expected["rerank_pairs"]),)
     np.testing.assert_allclose(scores, legacy_expected["rerank_logits"], atol=1e-5, rtol=0)
 
 
 def test_normalize_applies_sigmoid(legacy_reranker_dir: Path, legacy_ce: GteCrossEncoder, legacy_expected: dict[str, Any]) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), normalize=True)
+    ce = GteCrossEncoder(str(legacy_reranker_dir), normalize=True, dtype="float32")
     logits = legacy_ce.score_pairs(_pairs(legacy_expected))
     np.testing.assert_allclose(ce.score_pairs(_pairs(legacy_expected)), 1 / (1 + np.exp(-logits)), atol=1e-6)
 
@@ -126,7 +128,7 @@ def test_matches_sentence_transformers_cross_encoder(tiny_bert_dir: Path, bert_c
         ("query", "one two three four five six seven eight nine ten " * 20),  # > 128 tokens: truncated by both
     ]
     with pytest.warns(UserWarning, match="truncated"):
-        ours = GteCrossEncoder(str(tiny_bert_dir), batch_size=2).score_pairs(pairs)
+        ours = GteCrossEncoder(str(tiny_bert_dir), batch_size=2, dtype="float32").score_pairs(pairs)
     theirs = st.predict(pairs, batch_size=2)
     np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
 

@@ -1,0 +1,151 @@
+"""Precision choices: what "auto" picks, bf16-mixed (float32 weights, bfloat16 matrix products)."""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gte_rag import _runtime  # noqa: E402
+from gte_rag.embed import GteEncoder  # noqa: E402
+from gte_rag.errors import ConfigError  # noqa: E402
+from gte_rag.models import Precision, cpu_has_native_bf16, resolve_precision  # noqa: E402
+from gte_rag.rerank import GteCrossEncoder  # noqa: E402
+
+CPU = torch.device("cpu")
+needs_native_bf16 = pytest.mark.skipif(not cpu_has_native_bf16(), reason="CPU has no native bfloat16 dot products")
+
+
+@pytest.mark.parametrize(
+    ("name", "weights", "compute", "label"),
+    [
+        ("float32", torch.float32, torch.float32, "float32"),
+        ("fp32", torch.float32, torch.float32, "float32"),
+        ("bf16-mixed", torch.float32, torch.bfloat16, "bf16-mixed"),
+        ("mixed", torch.float32, torch.bfloat16, "bf16-mixed"),
+        ("float16", torch.float16, torch.float16, "float16"),
+    ],
+)
+def test_names_resolve(name: str, weights: Any, compute: Any, label: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the emulated-bf16 notice on CPUs without it
+        p = resolve_precision(name, CPU)
+    assert (p.weights, p.compute, p.name, str(p)) == (weights, compute, label, label)
+    assert p.mixed == (weights != compute)
+
+
+def test_torch_dtype_is_taken_as_is() -> None:
+    assert resolve_precision(torch.float16, CPU) == Precision(torch.float16, torch.float16)
+
+
+def test_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"dtype='int3'.*'bf16-mixed'"):
+        resolve_precision("int3", CPU)
+
+
+def test_auto_on_cpu_follows_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_runtime, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", CPU).name == "bf16-mixed"
+    assert resolve_precision(None, CPU).name == "bf16-mixed"
+    monkeypatch.setattr(_runtime, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", CPU).name == "float32"
+    # other accelerators without a rule of their own stay exact
+    assert resolve_precision("auto", torch.device("meta")).name == "float32"
+
+
+def test_emulated_bf16_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_runtime, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match=r"dtype='bf16-mixed'.*no native bfloat16.*dtype='float32'"):
+        resolve_precision("bf16-mixed", CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_precision("float32", CPU)  # no warning for exact float32
+
+
+def test_autocast_context_only_when_mixed() -> None:
+    x = torch.ones(2, 4)
+    w = torch.ones(3, 4)
+    with Precision(torch.float32, torch.bfloat16).autocast(CPU):
+        assert torch.nn.functional.linear(x, w).dtype == torch.bfloat16
+    with Precision(torch.float32, torch.float32).autocast(CPU):
+        assert torch.nn.functional.linear(x, w).dtype == torch.float32
+
+
+def _linear_output_dtypes(model: Any) -> tuple[dict[str, set[Any]], list[Any]]:
+    """Hooks recording the output dtype of every Linear, by module name."""
+    seen: dict[str, set[Any]] = {}
+
+    def hook(name: str) -> Any:
+        return lambda _m, _i, out: seen.setdefault(name, set()).add(out.dtype)
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    return seen, hooks
+
+
+def test_encoder_mixed_keeps_fp32_weights_runs_bf16_matmuls(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    texts = legacy_expected["texts"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        enc = GteEncoder(legacy_tiny / "embedder", dtype="bf16-mixed", cache_size=0, on_empty="encode")
+    assert enc.dtype == torch.float32 and enc.precision.name == "bf16-mixed"
+    assert "dtype='bf16-mixed'" in repr(enc)
+    assert {p.dtype for p in enc._model.parameters()} == {torch.float32}
+    seen, hooks = _linear_output_dtypes(enc._model)
+    try:
+        # in a worker thread, as the async paths run it: autocast state is per thread
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(enc.encode, texts).result()
+    finally:
+        for h in hooks:
+            h.remove()
+    # the backbone's matrix products ran in bfloat16, the sparse head in float32
+    assert seen.pop("classifier") == {torch.float32}
+    assert seen and all(dtypes == {torch.bfloat16} for dtypes in seen.values()), seen
+    ref = np.asarray(legacy_expected["dense"], dtype=np.float32)
+    cos = (out.dense * ref).sum(1)
+    assert out.dense.dtype == np.float32
+    assert cos.min() > 0.999, cos
+    # learned sparse weights from the same pass stay near the float32 reference
+    for ours, theirs in zip(out.sparse, legacy_expected["sparse_by_token_id"]):
+        ref_w = {int(k): v for k, v in theirs.items()}
+        common = set(ours.as_dict()) & set(ref_w)
+        assert len(common) >= 0.9 * len(ref_w)
+        assert max((abs(ours.as_dict()[k] - ref_w[k]) for k in common), default=0.0) < 0.005
+
+
+@needs_native_bf16
+def test_auto_is_mixed_on_this_cpu(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder", cache_size=0, on_empty="encode")
+    assert enc.precision.name == "bf16-mixed"
+    exact = GteEncoder(legacy_tiny / "embedder", cache_size=0, dtype="float32", on_empty="encode")
+    texts = legacy_expected["texts"]
+    auto, fp32 = enc.embed_documents(texts), exact.embed_documents(texts)
+    assert not np.array_equal(auto, fp32)  # the default really computes in bfloat16 here
+    assert float((auto * fp32).sum(1).min()) > 0.999
+    np.testing.assert_allclose(fp32, np.asarray(legacy_expected["dense"]), atol=1e-5)
+
+
+def test_cross_encoder_mixed_scores_close_to_reference(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ce = GteCrossEncoder(str(legacy_tiny / "reranker"), dtype="bf16-mixed")
+    assert ce.dtype == torch.float32 and "dtype='bf16-mixed'" in repr(ce)
+    seen, hooks = _linear_output_dtypes(ce._model)
+    try:
+        scores = ce.score_pairs([(q, d) for q, d in legacy_expected["rerank_pairs"]])
+    finally:
+        for h in hooks:
+            h.remove()
+    # pooler and classifier run in float32: the logit is not rounded to bfloat16
+    assert seen.pop("classifier") == {torch.float32} and seen.pop("gte.pooler.dense") == {torch.float32}
+    assert seen and all(dtypes == {torch.bfloat16} for dtypes in seen.values()), seen
+    ref = np.asarray(legacy_expected["rerank_logits"], dtype=np.float32)
+    assert scores.dtype == np.float32
+    # measured 2.6e-4 here; bfloat16 logits of this size would be rounded by up to 1.2e-4 alone
+    assert float(np.abs(scores - ref).max()) < 1e-3
