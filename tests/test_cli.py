@@ -53,6 +53,15 @@ def test_eval_writes_the_three_metrics(tmp_path: Path, legacy_tiny: Path) -> Non
     assert {"ndcg@10", "recall@100", "mrr@10"} <= set(metrics)
     assert metrics["mrr@10"] == pytest.approx(1.0)  # each query's own text is in the corpus
     assert main(["eval", str(ds), "--model", model, "--mode", "dense", "--rerank", str(legacy_tiny / "reranker"),
-                 "--rerank-top-k", "3", "--json", str(out)]) == 0
+                 "--rerank-top-k", "3", "--json", str(out), "--dtype", "float32", "--device", "cpu"]) == 0
     metrics = json.loads(out.read_text())
     assert set(metrics["systems"]) == {"dense", "dense+rerank"}
+    assert metrics["precision"] == "float32"
+
+
+def test_bad_dtype_is_a_clear_error(tmp_path: Path, legacy_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = tmp_path / "a.txt"
+    docs.write_text("Plants create oxygen through photosynthesis.")
+    kb = tmp_path / "kb"
+    assert main(["index", str(docs), "--kb", str(kb), "--model", str(legacy_tiny / "embedder"), "--dtype", "int4"]) == 2
+    assert "dtype='int4'" in capsys.readouterr().err

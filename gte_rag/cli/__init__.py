@@ -40,8 +40,13 @@ def _open_kb(args: argparse.Namespace, **kw: Any) -> Any:
     hybrid = HybridConfig(mode=getattr(args, "mode", "hybrid") or "hybrid", fusion=getattr(args, "fusion", "rrf") or "rrf")
     return KnowledgeBase(
         args.kb, model=args.model, collection=args.collection, hybrid=hybrid,
-        api_key=getattr(args, "api_key", None), **kw,
+        api_key=getattr(args, "api_key", None), encoder_options=_model_options(args), **kw,
     )
+
+
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``device`` / ``dtype`` for every model the command loads."""
+    return {"device": args.device, "dtype": args.dtype}
 
 
 def _print_hits(query: str, hits: Sequence[Any]) -> None:
@@ -56,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"gte-rag demo: model {args.model}, Qdrant Edge in {'a temporary directory' if args.kb is None else args.kb}")
     start = time.perf_counter()
-    with KnowledgeBase(args.kb, model=args.model) as kb:
+    with KnowledgeBase(args.kb, model=args.model, encoder_options=_model_options(args)) as kb:
         print(f"encoder: {kb.encoder!r}")
         stats = kb.add_documents([SourceDocument(k, v, {"source": "demo"}) for k, v in DEMO_DOCUMENTS.items()], show_progress=True)
         print(f"indexed {stats.documents} documents as {stats.chunks} chunks in {stats.total_seconds:.1f}s "
@@ -105,10 +110,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     qids = sorted(data.queries)
     results: dict[str, dict[str, float]] = {}
     runs: dict[str, dict[str, dict[str, float]]] = {}
-    with KnowledgeBase(args.kb, model=args.model, chunk_size=0, collection="eval") as kb:
+    with KnowledgeBase(
+        args.kb, model=args.model, chunk_size=0, collection="eval", encoder_options=_model_options(args)
+    ) as kb:
+        print(f"encoder: {kb.encoder!r}")
         docs = [SourceDocument(d.id, d.full_text) for d in data.corpus.values() if d.full_text.strip()]
         stats = kb.add_documents(docs, show_progress=True)
         print(f"indexed {stats.documents} documents in {stats.total_seconds:.1f}s")
+        precision = kb.encoder.precision.name
         qout = kb.encoder.encode([data.queries[q] for q in qids], role="query", show_progress=True)
         for mode, fusion in systems:
             cfg = HybridConfig(mode=mode, fusion=fusion or "rrf")
@@ -122,7 +131,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.rerank:
             from ..rerank import GteCrossEncoder
 
-            reranker = GteCrossEncoder(args.rerank)
+            reranker = GteCrossEncoder(args.rerank, **_model_options(args))
+            print(f"reranker: {reranker!r}")
             base = list(runs)[-1]
             reranked: dict[str, dict[str, float]] = {}
             for qid in qids:
@@ -143,6 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             payload["systems"] = results
         payload["dataset"] = str(args.dataset)
         payload["model"] = args.model
+        payload["precision"] = precision
         payload["metadata"] = run_metadata()
         Path(args.json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
         print(f"\nwrote {args.json}")
@@ -154,6 +165,16 @@ def _add_kb_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--collection", default="gte_rag", help="collection name (default: gte_rag)")
     p.add_argument("--model", default=DEFAULT_KB_MODEL, help=f"embedding model (default: {DEFAULT_KB_MODEL})")
     p.add_argument("--api-key", default=None, help="Qdrant server API key")
+    _add_model_args(p)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
+    p.add_argument(
+        "--dtype", default="auto",
+        help="auto (default: bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half on CUDA), "
+        "float32, bfloat16, float16, bf16-mixed",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_KB_MODEL)
     p.add_argument("--kb", default=None, help="keep the demo knowledge base in this directory")
     p.add_argument("--top-k", type=int, default=3)
+    _add_model_args(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("index", help="index text, markdown and PDF files")
@@ -194,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kb", default=None, help="directory for the evaluation index (default: temporary)")
     p.add_argument("--rerank", default=None, help="cross-encoder model to rerank with")
     p.add_argument("--rerank-top-k", type=int, default=100, help="candidates given to the reranker")
+    _add_model_args(p)
     p.set_defaults(func=cmd_eval)
     return parser
 
