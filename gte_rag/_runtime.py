@@ -63,12 +63,18 @@ class Precision:
         return str(self.weights).removeprefix("torch.")
 
     def autocast(self, device: torch.device) -> AbstractContextManager[Any]:
-        """The context forward passes run in: autocast for mixed precision, else a no-op."""
-        if not self.mixed:
-            return nullcontext()
+        """The context forward passes run in.
+
+        Mixed precision: autocast to the compute dtype. Otherwise autocast is switched off, so
+        that a caller's own autocast region cannot change what ``dtype`` promised.
+        """
         import torch
 
-        return torch.autocast(device_type=device.type, dtype=self.compute)
+        if self.mixed:
+            return torch.autocast(device_type=device.type, dtype=self.compute)
+        if device.type in ("cpu", "cuda"):
+            return torch.autocast(device_type=device.type, enabled=False)
+        return nullcontext()
 
     def __str__(self) -> str:
         return self.name

@@ -77,6 +77,13 @@ def test_autocast_context_only_when_mixed() -> None:
         assert torch.nn.functional.linear(x, w).dtype == torch.float32
 
 
+def test_float32_stays_exact_inside_a_callers_autocast(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder", dtype="float32", cache_size=0, on_empty="encode")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = enc.embed_documents(legacy_expected["texts"])
+    np.testing.assert_allclose(inside, np.asarray(legacy_expected["dense"]), atol=1e-5)
+
+
 def _linear_output_dtypes(model: Any) -> tuple[dict[str, set[Any]], list[Any]]:
     """Hooks recording the output dtype of every Linear, by module name."""
     seen: dict[str, set[Any]] = {}
