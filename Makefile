@@ -1,4 +1,5 @@
-# Two entry points: `make demo` (set up + run the offline demo) and `make test` (set up + run the tests).
+# Two entry points: `make demo` (set up + run the offline demo) and `make test` (set up, type-check
+# the package, run the tests).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/gte-rag demo
 
 test: $(STAMP)
+	$(BIN)/python -m mypy gte_rag
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -13,7 +13,10 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from ..qdrant._query import FusionMethod, QueryMode
 
 __all__ = ["main"]
 
@@ -120,7 +123,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         precision = kb.encoder.precision.name
         qout = kb.encoder.encode([data.queries[q] for q in qids], role="query", show_progress=True)
         for mode, fusion in systems:
-            cfg = HybridConfig(mode=mode, fusion=fusion or "rrf")
+            cfg = HybridConfig(mode=cast("QueryMode", mode), fusion=cast("FusionMethod", fusion or "rrf"))  # validated there
             name = f"{mode}-{fusion}" if fusion else mode
             run: dict[str, dict[str, float]] = {}
             for i, qid in enumerate(qids):

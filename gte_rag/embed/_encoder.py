@@ -450,8 +450,8 @@ class GteEncoder:
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                 dense[batch] = pooled.cpu().numpy()
                 if learned is not None:
-                    weights = torch.relu(self._model.classifier(hidden)).squeeze(-1).float()
-                    weights = (weights * mask).cpu().numpy()
+                    token_w = torch.relu(self._model.classifier(hidden)).squeeze(-1).float()
+                    weights = (token_w * mask).cpu().numpy()
                     ids_np = ids.cpu().numpy()
                     for row, i in enumerate(batch):
                         learned[i] = self._learned_sparse(ids_np[row], weights[row])

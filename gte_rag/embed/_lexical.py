@@ -61,7 +61,7 @@ class LexicalWeighter:
 
 def vocabulary_mask(tokens: Sequence[str | None], special_ids: Sequence[int]) -> npt.NDArray[np.bool_]:
     """Mask of token ids that carry a word: at least one letter or digit, not special."""
-    keep = np.array([bool(t) and any(ch.isalnum() for ch in t) for t in tokens], dtype=bool)
+    keep = np.array([t is not None and any(ch.isalnum() for ch in t) for t in tokens], dtype=np.bool_)
     for sid in special_ids:
         if 0 <= sid < len(keep):
             keep[sid] = False

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from qdrant_client import models
 
@@ -222,7 +222,7 @@ class Ingestor:
             item = await asyncio.to_thread(next, steps, sentinel)
             if item is sentinel:
                 break
-            points, stale, encode_s = item  # type: ignore[misc]
+            points, stale, encode_s = cast("tuple[list[PointRecord], models.Filter | None, float]", item)
             stats.encode_seconds += encode_s
             t = time.perf_counter()
             if points:

@@ -22,6 +22,7 @@ from ..qdrant import (
     open_async_store,
     open_store,
 )
+from ..qdrant._layout import PayloadIndexType
 from ._chunking import TokenChunker
 from ._files import read_files
 from ._ingest import IngestStats, Ingestor, as_source_documents
@@ -35,7 +36,7 @@ __all__ = ["DEFAULT_COLLECTION", "KnowledgeBase"]
 
 DEFAULT_COLLECTION = "gte_rag"
 DEFAULT_CHUNK_TOKENS = 512
-DEFAULT_PAYLOAD_INDEXES = (("doc_id", "keyword"), ("ref_doc_id", "keyword"), ("chunk_index", "integer"))
+DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (("doc_id", "keyword"), ("ref_doc_id", "keyword"), ("chunk_index", "integer"))
 
 
 class _ThreadedBackend(AsyncEdgeBackend):

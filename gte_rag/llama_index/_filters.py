@@ -98,7 +98,7 @@ def _range(key: str, op: FilterOperator, value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, (list, tuple)):
         raise ConfigError(f"filter on {key!r}: {op.name} needs one number or datetime, got {value!r}")
     if isinstance(value, str):
-        rng: Any = models.DatetimeRange(**{bound: _parse_datetime(key, value)})
+        rng: Any = models.DatetimeRange.model_validate({bound: _parse_datetime(key, value)})
     else:
         rng = models.Range(**{bound: value})
     return models.FieldCondition(key=key, range=rng)

@@ -55,7 +55,7 @@ class GteLLMReranker(ScoringPostprocessor):
         """Wrap an already loaded :class:`GteLLMCrossEncoder` (fields describing it are taken from it)."""
         if not isinstance(scorer, GteLLMCrossEncoder):
             raise ConfigError(f"expected a GteLLMCrossEncoder, got {type(scorer).__name__}")
-        described = {
+        described: dict[str, Any] = {
             "model": scorer.model_name,
             "template": scorer.template,
             "use_chat_template": scorer.use_chat_template,

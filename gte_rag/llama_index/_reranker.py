@@ -164,7 +164,7 @@ class GteReranker(ScoringPostprocessor):
         """Wrap an already loaded :class:`GteCrossEncoder` (fields describing it are taken from it)."""
         if not isinstance(cross_encoder, GteCrossEncoder):
             raise ConfigError(f"expected a GteCrossEncoder, got {type(cross_encoder).__name__}")
-        described = {
+        described: dict[str, Any] = {
             "model": cross_encoder.model_name,
             "max_length": cross_encoder.max_length,
             "batch_size": cross_encoder.batch_size,

@@ -93,7 +93,6 @@ class GteVectorStore(BasePydanticVectorStore):
     def _points(self, nodes: Sequence[BaseNode]) -> list[PointRecord]:
         enc = self._kb.encoder
         texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        missing = [i for i, n in enumerate(nodes) if n.embedding is None]
         # One pass for texts without a dense vector; the others hit the encoder cache, filled
         # when GteEmbedding embedded them, so their sparse vectors cost no second pass.
         out = enc.encode(texts, role="document", return_sparse=enc.has_sparse)
@@ -113,7 +112,7 @@ class GteVectorStore(BasePydanticVectorStore):
             node_type = meta.pop("_node_type")
             for key in ("doc_id", "ref_doc_id", "document_id"):
                 meta.pop(key, None)
-            dense = out.dense[i] if i in missing else node.embedding
+            dense = out.dense[i] if node.embedding is None else node.embedding
             points.append(PointRecord(
                 id=pid,
                 dense=dense,

@@ -20,7 +20,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, ModelLoadError
 from ._registry import (
@@ -364,7 +364,8 @@ def load_model(
         hf_logging.disable_progress_bar()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # transformers' notes on unused keys are logged below instead
-            model, info = classes[head].from_pretrained(str(path), output_loading_info=True, **kwargs)
+            loaded = classes[head].from_pretrained(str(path), output_loading_info=True, **kwargs)
+            model, info = cast("tuple[Any, dict[str, Any]]", loaded)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load the weights of {path} ({head} head): {exc}", model_name=checkpoint.name) from exc
     finally:

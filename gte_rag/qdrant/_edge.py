@@ -27,7 +27,7 @@ from qdrant_client import models
 
 from gte_rag.errors import ConfigError, StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
-from gte_rag.qdrant._edge_convert import to_edge_filter, to_edge_prefetch, to_edge_query
+from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge_prefetch, to_edge_query
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
@@ -234,7 +234,7 @@ class EdgeBackend:
 
     def delete(self, filter: models.Filter) -> None:
         shard = self._open()
-        edge_filter = to_edge_filter(filter)
+        edge_filter = convert_filter(filter)
         with self._errors("delete"):
             shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import qdrant_edge as qe
@@ -17,7 +17,7 @@ from qdrant_client import models
 
 from gte_rag.errors import ConfigError
 
-__all__ = ["to_edge_filter", "to_edge_prefetch", "to_edge_query"]
+__all__ = ["convert_filter", "to_edge_filter", "to_edge_prefetch", "to_edge_query"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def _match(match: Any) -> Any:
     if isinstance(match, models.MatchSubstring):
         return qe.MatchSubstring(match.substring)
     if isinstance(match, models.MatchAny):
-        return qe.MatchAny(list(match.any))
+        return qe.MatchAny(list(match.any))  # type: ignore[arg-type]  # a list[str] or a list[int]
     if isinstance(match, models.MatchExcept):
-        return qe.MatchExcept(list(match.except_))
+        return qe.MatchExcept(list(match.except_))  # type: ignore[arg-type]  # a list[str] or a list[int]
     raise ConfigError(f"match {type(match).__name__} is not supported by Qdrant Edge")
 
 
@@ -126,14 +126,17 @@ def _condition(cond: Any) -> Any:
     if isinstance(cond, models.HasVectorCondition):
         return qe.HasVectorCondition(cond.has_vector)
     if isinstance(cond, models.NestedCondition):
-        return qe.NestedCondition(cond.nested.key, to_edge_filter(cond.nested.filter))
+        return qe.NestedCondition(cond.nested.key, convert_filter(cond.nested.filter))
     raise ConfigError(f"filter condition {type(cond).__name__} is not supported by Qdrant Edge")
 
 
 def to_edge_filter(flt: models.Filter | None) -> qe.Filter | None:
     """Convert a ``qdrant_client.models.Filter`` (any nesting) to ``qdrant_edge.Filter``."""
-    if flt is None:
-        return None
+    return None if flt is None else convert_filter(flt)
+
+
+def convert_filter(flt: models.Filter) -> qe.Filter:
+    """:func:`to_edge_filter` for a filter that is there."""
     min_should = None
     if flt.min_should is not None:
         min_should = qe.MinShould(
@@ -159,7 +162,7 @@ def _vector(value: Any) -> Any:
     raise ConfigError(f"query vector of type {type(value).__name__} is not supported by Qdrant Edge")
 
 
-_UNARY = {
+_UNARY: dict[type[Any], tuple[str, Callable[[qe.Expression], qe.Expression]]] = {
     models.SqrtExpression: ("sqrt", qe.Expression.Sqrt),
     models.ExpExpression: ("exp", qe.Expression.Exp),
     models.Log10Expression: ("log10", qe.Expression.Log10),
@@ -167,13 +170,13 @@ _UNARY = {
     models.AbsExpression: ("abs", qe.Expression.Abs),
     models.NegExpression: ("neg", qe.Expression.Neg),
 }
-_NARY = {
+_NARY: dict[type[Any], tuple[str, Callable[[list[qe.Expression]], qe.Expression]]] = {
     models.SumExpression: ("sum", qe.Expression.Sum),
     models.MultExpression: ("mult", qe.Expression.Mult),
     models.MaxExpression: ("max", qe.Expression.Max),
     models.MinExpression: ("min", qe.Expression.Min),
 }
-_DECAY = {
+_DECAY: dict[type[Any], tuple[str, qe.DecayKind]] = {
     models.LinDecayExpression: ("lin_decay", qe.DecayKind.Lin),
     models.ExpDecayExpression: ("exp_decay", qe.DecayKind.Exp),
     models.GaussDecayExpression: ("gauss_decay", qe.DecayKind.Gauss),
@@ -201,8 +204,8 @@ def _expression(expr: Any) -> qe.Expression:
         attr, ctor = _UNARY[kind]
         return ctor(_expression(getattr(expr, attr)))
     if kind in _NARY:
-        attr, ctor = _NARY[kind]
-        return ctor([_expression(e) for e in getattr(expr, attr)])
+        attr, nary = _NARY[kind]
+        return nary([_expression(e) for e in getattr(expr, attr)])
     if kind in _DECAY:
         attr, decay = _DECAY[kind]
         p = getattr(expr, attr)

@@ -85,6 +85,9 @@ class GteCrossEncoder:
         lazy_load: bool = False,
     ) -> None:
         self.checkpoint: Checkpoint
+        self.batch_size: int
+        self.device: torch.device
+        self.dtype: torch.dtype
         self.max_length: int
         self.max_batch_tokens: int
         self.precision: Precision

@@ -118,6 +118,9 @@ class GteLLMCrossEncoder:
         if self.yes_token == self.no_token:
             raise ConfigError(f"yes_token and no_token must differ, both are {self.yes_token!r}")
         self.checkpoint: Checkpoint
+        self.batch_size: int
+        self.device: torch.device
+        self.dtype: torch.dtype
         self.max_length: int
         self.max_batch_tokens: int
         self.precision: Precision
