@@ -213,9 +213,8 @@ class GteEncoder:
             tokenizer.model_max_length = 1 << 30
             head = "token" if self.sparse_mode == "learned" else "base"
             model = load_model(
-                self.checkpoint, head=head, device=self.device, dtype=self.dtype, attn_implementation=self._attn
+                self.checkpoint, head=head, device=self.device, precision=self.precision, attn_implementation=self._attn
             )
-            self.precision.keep_heads_float32(model)
             with_specials = tokenizer("a", add_special_tokens=True)["input_ids"]
             bare = tokenizer("a", add_special_tokens=False)["input_ids"]
             start = _find_sublist(with_specials, bare)

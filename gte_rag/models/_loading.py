@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from .._runtime import Precision
 from ..errors import ConfigError, ModelLoadError
 from ._registry import (
     DEFAULT_QWEN2_TASK,
@@ -331,16 +332,25 @@ def load_model(
     *,
     head: str,
     device: torch.device,
-    dtype: torch.dtype,
+    precision: Precision | torch.dtype,
     attn_implementation: str | None = None,
 ) -> PreTrainedModel:
-    """Load the network of ``checkpoint`` in eval mode on ``device`` in ``dtype``.
+    """Load the network of ``checkpoint`` in eval mode on ``device``.
 
     Args:
         head: ``"base"`` (encoder only), ``"token"`` (encoder + mGTE token-weight head),
             ``"sequence"`` (cross-encoder with pooler + classifier) or ``"causal"``.
+        precision: From :func:`resolve_precision` (or a plain ``torch.dtype``): the weights
+            load in ``precision.weights``; under mixed precision the output heads are set to
+            run in float32 (:meth:`Precision.keep_heads_float32`). The caller runs forward
+            passes inside ``precision.autocast(device)``.
     """
+    import torch
     import transformers
+
+    if isinstance(precision, torch.dtype):
+        precision = Precision(precision, precision)
+    dtype = precision.weights
 
     path, spec = checkpoint.path, checkpoint.spec
     config = load_config(path)
@@ -380,5 +390,6 @@ def load_model(
         )
     model.to(device)
     model.eval()
-    logger.info("loaded %s (%s, %s head) on %s in %s", checkpoint.name, spec.architecture.value, head, device, dtype)
+    precision.keep_heads_float32(model)
+    logger.info("loaded %s (%s, %s head) on %s in %s", checkpoint.name, spec.architecture.value, head, device, precision)
     return model  # type: ignore[no-any-return]

@@ -130,7 +130,7 @@ class GteCrossEncoder:
                 self.checkpoint,
                 head="sequence",
                 device=self.device,
-                dtype=self.dtype,
+                precision=self.precision,
                 attn_implementation=self.attn_implementation,
             )
             num_labels = int(getattr(model.config, "num_labels", 1))
@@ -139,7 +139,6 @@ class GteCrossEncoder:
                     f"{self.checkpoint.name!r} has a {num_labels}-label head; GteCrossEncoder needs a "
                     "cross-encoder with one relevance logit"
                 )
-            self.precision.keep_heads_float32(model)
             self._tokenizer = tokenizer
             self._model = model
 

@@ -188,11 +188,10 @@ class GteLLMCrossEncoder:
                 self.checkpoint,
                 head="causal",
                 device=self.device,
-                dtype=self.dtype,
+                precision=self.precision,
                 attn_implementation=self.attn_implementation,
             )
             self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-            self.precision.keep_heads_float32(model)
             self._tokenizer, self._label_ids, self._lead = tok, (label_ids[0], label_ids[1]), lead
             self._model = model
 
