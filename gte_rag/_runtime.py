@@ -80,15 +80,24 @@ class Precision:
         return self.name
 
     def keep_heads_float32(self, model: Any) -> list[str]:
-        """Run the model's output heads in float32 when mixed; return the names of those wrapped.
+        """Run the model's output heads in float32; return the names of the heads changed.
 
-        Under autocast a head's output would be rounded to bfloat16 (8 significant bits): a
-        reranker logit of 8.0 could only move in steps of 0.03, a causal LM's yes/no logits in
-        steps of 0.125. The heads work on one vector per text (or per token for the sparse
-        head), so float32 there costs next to nothing. Wrapped: ``classifier``, ``score``,
-        ``lm_head`` and ``pooler`` on the model and on its base model.
+        In bfloat16 a head's output keeps 8 significant bits: a reranker logit of 8.0 could
+        only move in steps of 0.03 (so near scores tie), a causal LM's yes/no logits in steps
+        of 0.125. The heads see one vector per text (or per token for the sparse head), so
+        float32 there costs next to nothing.
+
+        - mixed precision: ``pooler``, ``classifier``, ``score`` and ``lm_head`` (on the model
+          and on its base model) run with autocast off on float32 inputs;
+        - half-precision weights: the same for ``pooler``, ``classifier`` and ``score``, whose
+          weights are converted to float32 (heads sharing weights with the rest of the model
+          are left as they are); ``lm_head`` stays in half precision, a vocabulary-sized copy;
+        - float32: nothing to do.
         """
-        if not self.mixed:
+        import torch
+
+        half_weights = self.weights != torch.float32
+        if not (self.mixed or half_weights):
             return []
         wrapped: list[str] = []
         owners = [("", model)]
@@ -98,13 +107,30 @@ class Precision:
         for prefix, owner in owners:
             for name in _HEAD_NAMES:
                 head = getattr(owner, name, None)
-                if head is not None and callable(head) and not getattr(head, "_gte_rag_float32", False):
-                    _run_in_float32(head)
-                    wrapped.append(prefix + name)
+                if not isinstance(head, torch.nn.Module) or getattr(head, "_gte_rag_float32", False):
+                    continue
+                if half_weights:
+                    if name == "lm_head" or _shares_parameters(model, head):
+                        continue
+                    head.float()
+                _run_in_float32(head)
+                wrapped.append(prefix + name)
         return wrapped
 
 
 _HEAD_NAMES = ("pooler", "classifier", "score", "lm_head")
+
+
+def _shares_parameters(model: Any, head: Any) -> bool:
+    """Whether a parameter of ``head`` is also used by a module outside it (tied weights)."""
+    own = {id(p) for p in head.parameters()}
+    inside = {id(m) for m in head.modules()}
+    for module in model.modules():
+        if id(module) in inside:
+            continue
+        if any(id(p) in own for p in module.parameters(recurse=False)):
+            return True
+    return False
 
 
 def _run_in_float32(module: Any) -> None:

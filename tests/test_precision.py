@@ -156,3 +156,32 @@ def test_cross_encoder_mixed_scores_close_to_reference(legacy_tiny: Path, legacy
     assert scores.dtype == np.float32
     # measured 2.6e-4 here; bfloat16 logits of this size would be rounded by up to 1.2e-4 alone
     assert float(np.abs(scores - ref).max()) < 1e-3
+
+
+def test_half_weights_keep_small_heads_in_float32(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ce = GteCrossEncoder(str(legacy_tiny / "reranker"), dtype="bfloat16")
+    model = ce._model
+    assert model.classifier.weight.dtype == torch.float32 and model.gte.pooler.dense.weight.dtype == torch.float32
+    assert model.gte.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16  # the rest stays in half precision
+    scores = ce.score_pairs([(q, d) for q, d in legacy_expected["rerank_pairs"]])
+    ref = np.asarray(legacy_expected["rerank_logits"], dtype=np.float32)
+    assert scores.dtype == np.float32
+    assert float(np.abs(scores - ref).max()) < 1e-2  # measured 2.8e-3: the bfloat16 backbone dominates
+
+
+def test_tied_heads_are_left_alone() -> None:
+    embed = torch.nn.Embedding(10, 4)
+    head = torch.nn.Linear(4, 10, bias=False)
+    head.weight = embed.weight  # tied, as causal LMs often do
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed, self.classifier, self.pooler = embed, head, torch.nn.Linear(4, 4)
+
+    model = Tiny().to(torch.bfloat16)
+    assert Precision(torch.bfloat16, torch.bfloat16).keep_heads_float32(model) == ["pooler"]
+    assert model.embed.weight.dtype == torch.bfloat16 and model.pooler.weight.dtype == torch.float32
+    assert Precision(torch.float32, torch.float32).keep_heads_float32(Tiny()) == []
