@@ -102,7 +102,12 @@ def test_encoder_mixed_keeps_fp32_weights_runs_bf16_matmuls(legacy_tiny: Path, l
         enc = GteEncoder(legacy_tiny / "embedder", dtype="bf16-mixed", cache_size=0, on_empty="encode")
     assert enc.dtype == torch.float32 and enc.precision.name == "bf16-mixed"
     assert "dtype='bf16-mixed'" in repr(enc)
-    assert {p.dtype for p in enc._model.parameters()} == {torch.float32}
+    # linear weights held in bfloat16 (what autocast computes with); embeddings, norms and the head in float32
+    dtypes = {n: p.dtype for n, p in enc._model.named_parameters()}
+    assert dtypes["gte.layers.0.mlp.up_proj.weight"] == torch.bfloat16
+    assert dtypes["gte.embeddings.word_embeddings.weight"] == torch.float32
+    assert dtypes["gte.layers.0.post_attention_layernorm.weight"] == torch.float32
+    assert dtypes["classifier.weight"] == torch.float32
     seen, hooks = _linear_output_dtypes(enc._model)
     try:
         # in a worker thread, as the async paths run it: autocast state is per thread
@@ -143,6 +148,7 @@ def test_cross_encoder_mixed_scores_close_to_reference(legacy_tiny: Path, legacy
         warnings.simplefilter("ignore")
         ce = GteCrossEncoder(str(legacy_tiny / "reranker"), dtype="bf16-mixed")
     assert ce.dtype == torch.float32 and "dtype='bf16-mixed'" in repr(ce)
+    assert ce._model.classifier.weight.dtype == torch.float32
     seen, hooks = _linear_output_dtypes(ce._model)
     try:
         scores = ce.score_pairs([(q, d) for q, d in legacy_expected["rerank_pairs"]])
@@ -172,16 +178,39 @@ def test_half_weights_keep_small_heads_in_float32(legacy_tiny: Path, legacy_expe
 
 
 def test_tied_heads_are_left_alone() -> None:
-    embed = torch.nn.Embedding(10, 4)
-    head = torch.nn.Linear(4, 10, bias=False)
-    head.weight = embed.weight  # tied, as causal LMs often do
-
     class Tiny(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.embed, self.classifier, self.pooler = embed, head, torch.nn.Linear(4, 4)
+            self.embed = torch.nn.Embedding(10, 4)
+            self.classifier = torch.nn.Linear(4, 10, bias=False)
+            self.classifier.weight = self.embed.weight  # tied, as causal LMs often do
+            self.pooler = torch.nn.Linear(4, 4)
 
     model = Tiny().to(torch.bfloat16)
     assert Precision(torch.bfloat16, torch.bfloat16).keep_heads_float32(model) == ["pooler"]
     assert model.embed.weight.dtype == torch.bfloat16 and model.pooler.weight.dtype == torch.float32
     assert Precision(torch.float32, torch.float32).keep_heads_float32(Tiny()) == []
+    # mixed: heads stay float32, a tied linear is not cast, an untied one is
+    mixed = Precision(torch.float32, torch.bfloat16)
+    model = Tiny()
+    model.hidden = torch.nn.Linear(4, 4)
+    mixed.keep_heads_float32(model)
+    assert mixed.cast_linears(model) == 1
+    assert model.hidden.weight.dtype == torch.bfloat16
+    assert model.classifier.weight.dtype == model.embed.weight.dtype == model.pooler.weight.dtype == torch.float32
+
+
+def test_mixed_encoder_equals_autocast_over_float32_weights(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    """Holding linear weights in bfloat16 gives what autocast computes from float32 weights, bit for bit."""
+    texts = legacy_expected["texts"]
+    mixed = GteEncoder(legacy_tiny / "embedder", dtype="bf16-mixed", cache_size=0, on_empty="encode")
+    exact = GteEncoder(legacy_tiny / "embedder", dtype="float32", cache_size=0, on_empty="encode")
+    model = exact._model
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        # what plain autocast over the float32 model gives for the dense output
+        ids = [exact.tokenizer(t)["input_ids"] for t in texts[:3]]
+        want = [model.gte(input_ids=torch.tensor([i])).last_hidden_state[0, 0].float() for i in ids]
+    for text, w in zip(texts[:3], want):  # one text per pass, as above: same shapes, same kernels
+        states = mixed.encode([text], return_token_states=True).token_states
+        assert states is not None
+        np.testing.assert_array_equal(states[0][0], w.numpy())

@@ -341,9 +341,10 @@ def load_model(
         head: ``"base"`` (encoder only), ``"token"`` (encoder + mGTE token-weight head),
             ``"sequence"`` (cross-encoder with pooler + classifier) or ``"causal"``.
         precision: From :func:`resolve_precision` (or a plain ``torch.dtype``): the weights
-            load in ``precision.weights``; under mixed precision the output heads are set to
-            run in float32 (:meth:`Precision.keep_heads_float32`). The caller runs forward
-            passes inside ``precision.autocast(device)``.
+            load in ``precision.weights``; the output heads are set to run in float32
+            (:meth:`Precision.keep_heads_float32`) and, under mixed precision, the other
+            linear layers hold their weights in the compute dtype (:meth:`Precision.cast_linears`).
+            The caller runs forward passes inside ``precision.autocast(device)``.
     """
     import torch
     import transformers
@@ -391,5 +392,6 @@ def load_model(
     model.to(device)
     model.eval()
     precision.keep_heads_float32(model)
+    precision.cast_linears(model)
     logger.info("loaded %s (%s, %s head) on %s in %s", checkpoint.name, spec.architecture.value, head, device, precision)
     return model  # type: ignore[no-any-return]

@@ -95,7 +95,7 @@ def test_mixed_precision_reads_yes_no_in_float32(tiny_qwen_dir: Path, llm: GteLL
     finally:
         hook.remove()
     assert head_dtypes and set(head_dtypes) == {torch.float32}
-    assert {p.dtype for p in mixed._model.parameters()} == {torch.float32}  # type: ignore[union-attr]
+    assert mixed._model.lm_head.weight.dtype == torch.float32  # type: ignore[union-attr]
     exact = llm.score_pairs(PAIRS)
     # a random tiny model amplifies bfloat16 rounding (measured up to 0.037 here)
     assert float(np.abs(scores - exact).max()) < 0.05
