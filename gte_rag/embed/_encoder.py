@@ -80,7 +80,7 @@ class GteEncoder:
         max_length: Tokens per text fed to the model; ``None`` uses the model's own limit.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when available.
         dtype: ``"auto"``: bfloat16/float16 on CUDA; ``"bf16-mixed"`` on CPUs with native bfloat16
-            dot products (float32 weights, bfloat16 matrix products, about 1.8x float32's speed);
+            dot products (bfloat16 matrix products, float32 norms and heads, about 1.7x float32's speed);
             float32 on other CPUs. Or ``"float32"`` (exact), ``"bfloat16"``, ``"float16"``,
             ``"bf16-mixed"``, a ``torch.dtype``. See :func:`gte_rag.models.resolve_precision`.
         batch_size: Most texts per forward pass.
