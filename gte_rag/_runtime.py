@@ -118,7 +118,6 @@ class Precision:
                 wrapped.append(prefix + name)
         return wrapped
 
-
     def cast_linears(self, model: Any) -> int:
         """Under mixed precision, hold linear-layer weights in the compute dtype; return how many.
 
@@ -178,7 +177,8 @@ def _run_in_float32(module: Any) -> None:
         def up(x: Any) -> Any:
             return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
-        device_type = next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        device_type = tensors[0].device.type if tensors else "cpu"
         with torch.autocast(device_type=device_type, enabled=False):
             return inner(*(up(a) for a in args), **{k: up(v) for k, v in kwargs.items()})
 
