@@ -100,6 +100,7 @@ class Precision:
         half_weights = self.weights != torch.float32
         if not (self.mixed or half_weights):
             return []
+        tied = _tied_parameters(model)
         wrapped: list[str] = []
         owners = [("", model)]
         base = getattr(model, "base_model", None)
@@ -111,7 +112,7 @@ class Precision:
                 if not isinstance(head, torch.nn.Module) or getattr(head, "_gte_rag_float32", False):
                     continue
                 if half_weights:
-                    if name == "lm_head" or _shares_parameters(model, head):
+                    if name == "lm_head" or any(id(p) in tied for p in head.parameters()):
                         continue
                     head.float()
                 _run_in_float32(head)
@@ -135,17 +136,14 @@ class Precision:
         for module in model.modules():
             if getattr(module, "_gte_rag_float32", False):
                 keep.update(id(m) for m in module.modules())
-        owners: dict[int, int] = {}
-        for module in model.modules():
-            for param in module.parameters(recurse=False):
-                owners[id(param)] = owners.get(id(param), 0) + 1
+        tied = _tied_parameters(model)
         count = 0
         for module in model.modules():
             if (
                 isinstance(module, torch.nn.Linear)
                 and id(module) not in keep
                 and module.weight.dtype == self.weights
-                and all(owners[id(p)] == 1 for p in module.parameters(recurse=False))
+                and not any(id(p) in tied for p in module.parameters(recurse=False))
             ):
                 module.to(self.compute)
                 count += 1
@@ -155,16 +153,14 @@ class Precision:
 _HEAD_NAMES = ("pooler", "classifier", "score", "lm_head")
 
 
-def _shares_parameters(model: Any, head: Any) -> bool:
-    """Whether a parameter of ``head`` is also used by a module outside it (tied weights)."""
-    own = {id(p) for p in head.parameters()}
-    inside = {id(m) for m in head.modules()}
+def _tied_parameters(model: Any) -> set[int]:
+    """Ids of the parameters that more than one module holds (tied weights)."""
+    seen: set[int] = set()
+    tied: set[int] = set()
     for module in model.modules():
-        if id(module) in inside:
-            continue
-        if any(id(p) in own for p in module.parameters(recurse=False)):
-            return True
-    return False
+        for param in module.parameters(recurse=False):
+            (tied if id(param) in seen else seen).add(id(param))
+    return tied
 
 
 def _run_in_float32(module: Any) -> None:
@@ -268,10 +264,7 @@ def resolve_precision(dtype: str | torch.dtype | None, device: torch.device) -> 
         if device.type == "cuda":
             half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return Precision(half, half)
-        if device.type == "cpu" and cpu_has_native_bf16():
-            key = "bf16-mixed"
-        else:
-            key = "float32"
+        key = "bf16-mixed" if device.type == "cpu" and cpu_has_native_bf16() else "float32"
     if key == "bf16-mixed":
         precision = Precision(torch.float32, torch.bfloat16)
     else:

@@ -192,7 +192,6 @@ class GteEncoder:
         }
         self.device = resolve_device(device)
         self.precision: Precision = resolve_precision(dtype, self.device)
-        self.dtype = self.precision.weights
         self.max_batch_tokens = max_batch_tokens or default_max_batch_tokens(self.device)
         if not lazy_load:
             self.load()
@@ -229,6 +228,11 @@ class GteEncoder:
                 self._lexical = LexicalWeighter(vocabulary_mask(vocab, tokenizer.all_special_ids))
             self._tokenizer = tokenizer
             self._model = model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the weights load in (see ``precision`` for what the matrix products run in)."""
+        return self.precision.weights
 
     @property
     def tokenizer(self) -> Any:

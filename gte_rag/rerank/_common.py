@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..errors import ConfigError, InputTypeError
 
+if TYPE_CHECKING:
+    import torch
+
+    from .._runtime import Precision
+    from ..models import Checkpoint
+
 __all__ = [
     "configure_scorer",
     "PairScorer",
+    "ScorerSettings",
     "RerankResult",
     "check_pairs",
     "check_positive",
@@ -107,8 +114,28 @@ def longest_first(q: int, d: int, budget: int) -> tuple[int, int]:
     return lo - rest // 2, lo - (rest + 1) // 2
 
 
+class ScorerSettings:
+    """The options every pair scorer holds, set by :func:`configure_scorer`."""
+
+    checkpoint: Checkpoint
+    batch_size: int
+    max_length: int
+    max_batch_tokens: int
+    device: torch.device
+    precision: Precision
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the weights load in (see ``precision`` for what the matrix products run in)."""
+        return self.precision.weights
+
+    @property
+    def model_name(self) -> str:
+        return self.checkpoint.name
+
+
 def configure_scorer(
-    scorer: Any,
+    scorer: ScorerSettings,
     model: str,
     *,
     max_length: int | None,
@@ -120,7 +147,7 @@ def configure_scorer(
     """Validate the options every pair scorer shares and set them on ``scorer``.
 
     Sets ``batch_size``, ``checkpoint``, ``max_length`` (the model's limit when ``None``),
-    ``device``, ``precision``, ``dtype`` (the weights' dtype) and ``max_batch_tokens`` (small on CPU, large on accelerators
+    ``device``, ``precision`` and ``max_batch_tokens`` (small on CPU, large on accelerators
     when ``None``).
     """
     from .._runtime import default_max_batch_tokens, resolve_device, resolve_precision
@@ -141,5 +168,4 @@ def configure_scorer(
     scorer.max_length = max_length if max_length is not None else limit
     scorer.device = resolve_device(device)
     scorer.precision = resolve_precision(dtype, scorer.device)
-    scorer.dtype = scorer.precision.weights
     scorer.max_batch_tokens = max_batch_tokens or default_max_batch_tokens(scorer.device)

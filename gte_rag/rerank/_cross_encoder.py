@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE, Precision
+from .._runtime import DEFAULT_DTYPE
 from ..errors import ConfigError
-from ..models import Checkpoint, load_model, load_tokenizer
+from ..models import load_model, load_tokenizer
 from ._common import (
     longest_first,
     RerankResult,
     check_pairs,
+    ScorerSettings,
     configure_scorer,
     check_query_documents,
     rank_scores,
@@ -41,7 +42,7 @@ __all__ = ["DEFAULT_RERANKER", "GteCrossEncoder"]
 DEFAULT_RERANKER = "Alibaba-NLP/gte-multilingual-reranker-base"
 
 
-class GteCrossEncoder:
+class GteCrossEncoder(ScorerSettings):
     """Score (query, document) pairs with a cross-encoder.
 
     Args:
@@ -84,13 +85,6 @@ class GteCrossEncoder:
         attn_implementation: str | None = None,
         lazy_load: bool = False,
     ) -> None:
-        self.checkpoint: Checkpoint
-        self.batch_size: int
-        self.device: torch.device
-        self.dtype: torch.dtype
-        self.max_length: int
-        self.max_batch_tokens: int
-        self.precision: Precision
         configure_scorer(
             self, model, max_length=max_length, batch_size=batch_size,
             max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
@@ -109,10 +103,6 @@ class GteCrossEncoder:
             f"{type(self).__name__}(model={self.checkpoint.name!r}, max_length={self.max_length}, "
             f"device={str(self.device)!r}, dtype={self.precision.name!r}, normalize={self.normalize})"
         )
-
-    @property
-    def model_name(self) -> str:
-        return self.checkpoint.name
 
     def load(self) -> None:
         """Read tokenizer and weights now (idempotent, thread-safe)."""

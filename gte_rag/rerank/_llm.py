@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE, Precision
+from .._runtime import DEFAULT_DTYPE
 from ..errors import ConfigError
-from ..models import Checkpoint, load_model, load_tokenizer
+from ..models import load_model, load_tokenizer
 from ._common import (
     longest_first,
     RerankResult,
     check_pairs,
+    ScorerSettings,
     configure_scorer,
     check_query_documents,
     rank_scores,
@@ -65,7 +66,7 @@ def _split_template(template: str) -> None:
         )
 
 
-class GteLLMCrossEncoder:
+class GteLLMCrossEncoder(ScorerSettings):
     """Score (query, document) pairs with a causal LM's yes/no next-token probabilities.
 
     Args:
@@ -117,13 +118,6 @@ class GteLLMCrossEncoder:
         self.no_token = default_no if no_token is None else no_token
         if self.yes_token == self.no_token:
             raise ConfigError(f"yes_token and no_token must differ, both are {self.yes_token!r}")
-        self.checkpoint: Checkpoint
-        self.batch_size: int
-        self.device: torch.device
-        self.dtype: torch.dtype
-        self.max_length: int
-        self.max_batch_tokens: int
-        self.precision: Precision
         configure_scorer(
             self, model, max_length=max_length, batch_size=batch_size,
             max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
@@ -146,10 +140,6 @@ class GteLLMCrossEncoder:
             f"device={str(self.device)!r}, dtype={self.precision.name!r}, "
             f"use_chat_template={self.use_chat_template})"
         )
-
-    @property
-    def model_name(self) -> str:
-        return self.checkpoint.name
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
