@@ -2,7 +2,9 @@
 
 Pairs are tokenized once, sorted by token length and cut into batches under both a
 pair cap and a padded-token budget; each batch is padded to its own longest pair, and
-scores are put back in input order. mGTE rerankers (original ``model_type: "new"`` and
+scores are put back in input order. The classifier reads only the first position, so
+the last layer computes that position alone (:mod:`gte_rag.models._first_token`; same
+scores, less work). mGTE rerankers (original ``model_type: "new"`` and
 transformers-native), BERT and XLM-R cross-encoders all load through
 :func:`gte_rag.models.load_model`.
 """
@@ -21,6 +23,7 @@ from .._batching import length_sorted_batches, progress
 from .._runtime import DEFAULT_DTYPE
 from ..errors import ConfigError
 from ..models import load_model, load_tokenizer
+from ..models._first_token import install_first_token_last_layer
 from ._common import (
     longest_first,
     RerankResult,
@@ -95,6 +98,7 @@ class GteCrossEncoder(ScorerSettings):
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._load_lock = threading.Lock()
         self._warned_truncation = False
+        self._first_token_only = False
         if not lazy_load:
             self.load()
 
@@ -109,6 +113,8 @@ class GteCrossEncoder(ScorerSettings):
         with self._load_lock:
             if self._model is not None:
                 return
+            import torch
+
             tokenizer = load_tokenizer(self.checkpoint.path)
             special = tokenizer.num_special_tokens_to_add(pair=True)
             if self.max_length < special + 2:
@@ -129,8 +135,26 @@ class GteCrossEncoder(ScorerSettings):
                     f"{self.checkpoint.name!r} has a {num_labels}-label head; GteCrossEncoder needs a "
                     "cross-encoder with one relevance logit"
                 )
+            self._first_token_only = install_first_token_last_layer(
+                model,
+                device=self.device,
+                autocast=self.precision.autocast(self.device),
+                tolerance=1e-5 if self.precision.compute == torch.float32 else 2e-2,
+            )
             self._tokenizer = tokenizer
             self._model = model
+
+    @property
+    def first_token_only(self) -> bool:
+        """Whether the last layer computes the first position alone (loads the model).
+
+        The classifier reads only that position, so the scores are the same; the other
+        positions' work in that layer is skipped (about 14% of a 6-layer model, 7% of a
+        12-layer one). ``True`` for BERT, RoBERTa, XLM-R and GTE/mGTE cross-encoders under
+        ``"sdpa"`` or ``"eager"`` attention, after a check against the full layer at load.
+        """
+        self.load()
+        return self._first_token_only
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
