@@ -19,6 +19,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +32,7 @@ from .._runtime import Precision, default_max_batch_tokens, resolve_device, reso
 from .._types import DenseMatrix, SparseVector
 from ..errors import ConfigError, InputTooLongError, InputTypeError
 from ..models import Checkpoint, ModelSpec, Pooling, Task, load_model, load_tokenizer, resolve_checkpoint
+from ..models._first_token import all_positions, install_first_token_last_layer
 from ._lexical import LexicalWeighter, vocabulary_mask
 
 if TYPE_CHECKING:
@@ -182,6 +184,7 @@ class GteEncoder:
         self._attn = attn_implementation
         self._lock = threading.RLock()
         self._model: Any = None
+        self._first_token_only = False
         self._tokenizer: Any = None
         self._lexical: LexicalWeighter | None = None
         self._special: tuple[list[int], list[int]] = ([], [])
@@ -214,6 +217,12 @@ class GteEncoder:
             model = load_model(
                 self.checkpoint, head=head, device=self.device, precision=self.precision, attn_implementation=self._attn
             )
+            if self.spec.pooling is Pooling.CLS:
+                # dense vectors read position 0 only; sparse weights and token states ask for all
+                backbone: Any = model.gte if head == "token" else model
+                self._first_token_only = install_first_token_last_layer(
+                    backbone, device=self.device, precision=self.precision
+                )
             with_specials = tokenizer("a", add_special_tokens=True)["input_ids"]
             bare = tokenizer("a", add_special_tokens=False)["input_ids"]
             start = _find_sublist(with_specials, bare)
@@ -233,6 +242,17 @@ class GteEncoder:
     def dtype(self) -> torch.dtype:
         """The dtype the weights load in (see ``precision`` for what the matrix products run in)."""
         return self.precision.weights
+
+    @property
+    def first_token_only(self) -> bool:
+        """Whether dense-only calls compute the last layer for the first position alone (loads the model).
+
+        ``True`` for CLS-pooled BERT, XLM-R and GTE/mGTE encoders under ``"sdpa"`` or
+        ``"eager"`` attention, after a check against the full layer at load. Vectors are the
+        same; calls that also return learned sparse weights or token states run the full layer.
+        """
+        self.load()
+        return self._first_token_only
 
     @property
     def tokenizer(self) -> Any:
@@ -438,7 +458,10 @@ class GteEncoder:
         if pad_id is None:
             pad_id = self._tokenizer.eos_token_id or 0
         backbone = self._model.gte if self.sparse_mode == "learned" else self._model
-        with torch.inference_mode(), self.precision.autocast(self.device):
+        every_position: AbstractContextManager[None] = (
+            all_positions() if learned is not None or states is not None else nullcontext()
+        )
+        with torch.inference_mode(), self.precision.autocast(self.device), every_position:
             for batch in progress(batches, enabled=show_progress, desc="Encoding", unit="batch"):
                 width = max(len(model_ids[i]) for i in batch)
                 ids = torch.full((len(batch), width), pad_id, dtype=torch.long)

@@ -1,7 +1,8 @@
 """Run the last encoder layer for the first token only, where nothing else is read.
 
 A cross-encoder's classifier reads one position of the last hidden state: the first
-(``[CLS]`` / ``<s>``). In the last layer every other position's query projection,
+(``[CLS]`` / ``<s>``), and so does CLS pooling of an embedding model when no per-token
+output (sparse weights, token states) is asked for. In the last layer every other position's query projection,
 attention row, output projection and feed-forward pass is computed and then thrown away;
 only the keys and values of all positions are needed. Computing that layer for the
 first position alone gives the same numbers (the same operations on the same rows) and
@@ -12,30 +13,62 @@ XLM-R) and of its GTE model (original mGTE checkpoints load into it). The shortc
 installed per model instance (the layer's ``forward`` is replaced on that instance, so
 parameter names do not change) and checked at once against the full layer on a probe
 batch; where anything does not match, it is taken out again and the model runs as it was.
+Inside :func:`all_positions` (per thread) an installed layer computes every position, for
+calls that read more than the first.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from .._runtime import Precision
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["install_first_token_last_layer", "remove_first_token_last_layer"]
+__all__ = ["all_positions", "install_first_token_last_layer", "remove_first_token_last_layer"]
 
-# classification heads that read only position 0 of the last hidden state
-_FIRST_TOKEN_HEADS = frozenset({
+# classification heads that read only position 0 of the last hidden state, and bare
+# encoders (whose caller promises to read only position 0 outside all_positions())
+_FIRST_TOKEN_MODELS = frozenset({
     "BertForSequenceClassification",
     "RobertaForSequenceClassification",
     "XLMRobertaForSequenceClassification",
     "GteForSequenceClassification",
+    "BertModel",
+    "RobertaModel",
+    "XLMRobertaModel",
+    "GteModel",
 })
+_local = threading.local()
+
+
+@contextmanager
+def all_positions() -> Iterator[None]:
+    """Within this block, in this thread, installed last layers compute every position."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+
+
+def _switchable(shortcut: Any) -> Any:
+    def forward(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_local, "depth", 0):
+            return type(layer).forward(layer, *args, **kwargs)
+        return shortcut(layer, *args, **kwargs)
+
+    return forward
 _ATTENTION_IMPLEMENTATIONS = frozenset({"sdpa", "eager"})
 _MARK = "_gte_rag_first_token"
 
@@ -142,34 +175,33 @@ def _probe(model: Any, device: torch.device, autocast: Any) -> float:
     inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
     base = model.base_model
     with torch.inference_mode(), autocast:
-        short = base(**inputs).last_hidden_state[:, 0].float()
-        layer = _last_layer(model)
-        assert layer is not None
-        saved = layer.forward
-        del layer.forward
-        try:
+        short = base(**inputs).last_hidden_state
+        if short.shape[1] != 1:
+            raise RuntimeError(f"the last layer returned {short.shape[1]} positions, not 1")
+        with all_positions():
             full = base(**inputs).last_hidden_state[:, 0].float()
-        finally:
-            layer.forward = saved
+        short = short[:, 0].float()
     return float(((short - full).norm(dim=-1) / full.norm(dim=-1).clamp_min(1e-12)).max())
 
 
-def install_first_token_last_layer(model: nn.Module, *, device: torch.device, autocast: Any, tolerance: float) -> bool:
+def install_first_token_last_layer(model: nn.Module, *, device: torch.device, precision: Precision) -> bool:
     """Make ``model``'s last encoder layer compute position 0 only, if that is safe.
 
     Args:
-        model: A loaded sequence-classification model in eval mode.
+        model: A loaded model in eval mode: a sequence-classification model whose head reads
+            position 0, or a bare encoder whose caller reads only position 0 of the last
+            hidden state outside :func:`all_positions`.
         device: Where the model is.
-        autocast: The context the model's forward passes run in (its precision's autocast).
-        tolerance: Largest relative error (vector norm) allowed between the first position's last
-            hidden state with and without the shortcut on a probe batch: a wrong shortcut is off
-            by tens of percent, rounding is not.
+        precision: What the model's forward passes run in. The first position's last hidden
+            state on a probe batch must match the full layer's to a relative error (vector
+            norm) of 1e-5 where the compute dtype is float32, 2e-2 otherwise: a wrong shortcut
+            is off by tens of percent, rounding is not.
 
     Returns:
         Whether the shortcut is in place. ``False`` leaves the model untouched.
     """
     name = type(model).__name__
-    if name not in _FIRST_TOKEN_HEADS:
+    if name not in _FIRST_TOKEN_MODELS:
         return False
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) not in _ATTENTION_IMPLEMENTATIONS:
@@ -182,10 +214,13 @@ def install_first_token_last_layer(model: nn.Module, *, device: torch.device, au
     forward = _forward_for(layer)
     if forward is None:
         return False
-    layer.forward = types.MethodType(forward, layer)
+    layer.forward = types.MethodType(_switchable(forward), layer)
     setattr(layer, _MARK, True)
+    import torch
+
+    tolerance = 1e-5 if precision.compute == torch.float32 else 2e-2
     try:
-        diff = _probe(model, device, autocast)
+        diff = _probe(model, device, precision.autocast(device))
     except Exception as exc:  # a transformers version whose layer differs: fall back, never fail the load
         remove_first_token_last_layer(model)
         logger.info("%s: first-token last layer not used (%s: %s)", name, type(exc).__name__, exc)

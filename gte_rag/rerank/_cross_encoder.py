@@ -113,8 +113,6 @@ class GteCrossEncoder(ScorerSettings):
         with self._load_lock:
             if self._model is not None:
                 return
-            import torch
-
             tokenizer = load_tokenizer(self.checkpoint.path)
             special = tokenizer.num_special_tokens_to_add(pair=True)
             if self.max_length < special + 2:
@@ -135,12 +133,7 @@ class GteCrossEncoder(ScorerSettings):
                     f"{self.checkpoint.name!r} has a {num_labels}-label head; GteCrossEncoder needs a "
                     "cross-encoder with one relevance logit"
                 )
-            self._first_token_only = install_first_token_last_layer(
-                model,
-                device=self.device,
-                autocast=self.precision.autocast(self.device),
-                tolerance=1e-5 if self.precision.compute == torch.float32 else 2e-2,
-            )
+            self._first_token_only = install_first_token_last_layer(model, device=self.device, precision=self.precision)
             self._tokenizer = tokenizer
             self._model = model
 

@@ -57,11 +57,14 @@ def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
         ref = torch.nn.functional.normalize(h[0], dim=-1).numpy()
         np.testing.assert_allclose(out.dense[i], ref, atol=1e-5)
     assert all(len(sv) > 0 for sv in out.sparse)
+    assert enc.first_token_only  # dense-only calls: the last layer computes position 0 alone
+    np.testing.assert_allclose(enc.encode(TEXTS, return_sparse=False).dense, out.dense, atol=1e-6, rtol=0)
 
 
 def test_bert_mean_pooling_and_lexical_sparse(tiny_bert: Path) -> None:
     enc = GteEncoder(tiny_bert, batch_size=3, cache_size=0, dtype="float32")
     assert enc.spec.pooling is Pooling.MEAN and enc.sparse_mode == "lexical"
+    assert not enc.first_token_only  # mean pooling reads every position
     out = enc.encode(TEXTS)
     np.testing.assert_allclose(out.dense, _reference_forward(tiny_bert, TEXTS, Pooling.MEAN, "BertModel"), atol=1e-5)
     # document side: saturated term frequencies; query side: one unit weight per unique term

@@ -73,3 +73,41 @@ def test_padded_batch_equals_one_at_a_time(legacy_tiny: Path, legacy_expected: d
     batched = enc.encode(texts).dense
     single = np.stack([enc.encode([t]).dense[0] for t in texts])
     np.testing.assert_allclose(batched, single, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_dense_only_calls_skip_the_last_layers_other_positions(
+    legacy_tiny: Path, legacy_expected: dict[str, Any], batch_size: int
+) -> None:
+    enc = GteEncoder(legacy_tiny / "embedder", dtype="float32", batch_size=batch_size, on_empty="encode", cache_size=0)
+    assert enc.first_token_only  # CLS pooling: dense vectors read position 0 only
+    widths: list[int] = []
+    hook = enc._model.gte.register_forward_hook(lambda m, a, out: widths.append(out.last_hidden_state.shape[1]))
+    try:
+        dense_only = enc.encode(legacy_expected["texts"], return_sparse=False)
+        assert set(widths) == {1}
+        widths.clear()
+        full = enc.encode(legacy_expected["texts"])  # learned sparse weights need every position
+        assert min(widths) > 1
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(dense_only.dense, np.array(legacy_expected["dense"]), atol=TOL, rtol=0)
+    np.testing.assert_allclose(dense_only.dense, full.dense, atol=1e-6, rtol=0)
+    states = enc.encode(legacy_expected["texts"][:3], return_sparse=False, return_token_states=True)
+    assert states.token_states is not None
+    assert [s.shape[0] for s in states.token_states] == states.num_tokens
+
+
+def test_dense_only_and_sparse_calls_in_parallel_threads(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = GteEncoder(legacy_tiny / "embedder", dtype="float32", batch_size=2, on_empty="encode", cache_size=0)
+    texts = legacy_expected["texts"]
+    with ThreadPoolExecutor(4) as pool:
+        jobs = [pool.submit(enc.encode, texts, return_sparse=bool(i % 2)) for i in range(8)]
+        outs = [j.result() for j in jobs]
+    for i, out in enumerate(outs):
+        np.testing.assert_allclose(out.dense, np.array(legacy_expected["dense"]), atol=TOL, rtol=0)
+        if i % 2:
+            for sv, ref in zip(out.sparse, legacy_expected["sparse_by_token_id"], strict=True):
+                _check_sparse(sv.as_dict(), {int(k): v for k, v in ref.items()})

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from gte_rag.models import Precision
 from gte_rag.models import _first_token as ft
 from gte_rag.rerank import GteCrossEncoder
 
 CPU = torch.device("cpu")
 
 
-def _off() -> Any:
-    return torch.autocast("cpu", enabled=False)
+FP32 = Precision(torch.float32, torch.float32)
 
 
 def _tiny(kind: str, attn: str) -> torch.nn.Module:
@@ -67,7 +67,7 @@ def test_same_logits_and_only_the_first_position_is_computed(kind: str, attn: st
     model = _tiny(kind, attn)
     batches = [_batch([11, 6, 2]), _batch([7, 7]), _batch([9])]  # padded, unpadded (mask dropped), one row
     full = [_logits(model, b) for b in batches]
-    assert ft.install_first_token_last_layer(model, device=CPU, autocast=_off(), tolerance=1e-5)
+    assert ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
     with torch.inference_mode():
         hidden = model.base_model(**batches[0]).last_hidden_state
     assert hidden.shape == (3, 1, 32)  # the shortcut ran: one position left after the last layer
@@ -84,7 +84,7 @@ def test_heads_that_read_other_positions_are_left_alone() -> None:
     cfg = transformers.BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=64, num_labels=2)
     model = transformers.BertForTokenClassification(cfg).eval()
-    assert not ft.install_first_token_last_layer(model, device=CPU, autocast=_off(), tolerance=1e-5)
+    assert not ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
     assert "forward" not in vars(model.bert.encoder.layer[-1])
 
 
@@ -100,7 +100,7 @@ def test_a_wrong_shortcut_is_caught_by_the_probe_and_taken_out(monkeypatch: pyte
         return full[:, 1:2]
 
     monkeypatch.setattr(ft, "_bert_forward", second_position)
-    assert not ft.install_first_token_last_layer(model, device=CPU, autocast=_off(), tolerance=1e-5)
+    assert not ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
     assert "forward" not in vars(model.bert.encoder.layer[-1])
     torch.testing.assert_close(_logits(model, batch), ref, atol=0, rtol=0)
 
@@ -108,11 +108,11 @@ def test_a_wrong_shortcut_is_caught_by_the_probe_and_taken_out(monkeypatch: pyte
         raise TypeError("unexpected keyword argument")
 
     monkeypatch.setattr(ft, "_bert_forward", broken)
-    assert not ft.install_first_token_last_layer(model, device=CPU, autocast=_off(), tolerance=1e-5)
+    assert not ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
     torch.testing.assert_close(_logits(model, batch), ref, atol=0, rtol=0)
 
     monkeypatch.setattr(ft, "_bert_forward", real)
-    assert ft.install_first_token_last_layer(model, device=CPU, autocast=_off(), tolerance=1e-5)
+    assert ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
 
 
 def test_cross_encoders_use_it_and_keep_the_reference_logits(
