@@ -219,7 +219,7 @@ class GteEncoder:
             )
             if self.spec.pooling is Pooling.CLS:
                 # dense vectors read position 0 only; sparse weights and token states ask for all
-                backbone: Any = model.gte if head == "token" else model
+                backbone: Any = model.base_model
                 self._first_token_only = install_first_token_last_layer(
                     backbone, device=self.device, precision=self.precision
                 )
@@ -457,7 +457,7 @@ class GteEncoder:
         pad_id = self._tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self._tokenizer.eos_token_id or 0
-        backbone = self._model.gte if self.sparse_mode == "learned" else self._model
+        backbone = self._model.base_model  # the encoder without the token head
         every_position: AbstractContextManager[None] = (
             all_positions() if learned is not None or states is not None else nullcontext()
         )

@@ -75,6 +75,41 @@ def test_bert_mean_pooling_and_lexical_sparse(tiny_bert: Path) -> None:
     assert d[ox[-1]] > min(d.values())  # a repeated term weighs more than a single one
 
 
+def test_bert_with_a_token_head_gives_learned_sparse_weights(tmp_path: Path, legacy_tiny: Path) -> None:
+    import shutil
+
+    import torch
+    import transformers
+
+    torch.manual_seed(4)
+    cfg = transformers.BertConfig(vocab_size=8000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=64, max_position_embeddings=128, num_labels=1)
+    transformers.BertForTokenClassification(cfg).eval().save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(legacy_tiny / "embedder" / name, tmp_path / name)
+    enc = GteEncoder(tmp_path, batch_size=3, cache_size=0, dtype="float32")
+    assert enc.sparse_mode == "learned" and enc.spec.pooling is Pooling.MEAN
+    out = enc.encode(TEXTS)
+    from gte_rag.models import load_tokenizer
+
+    tok = load_tokenizer(tmp_path)
+    model = transformers.BertForTokenClassification.from_pretrained(tmp_path).eval()
+    for i, t in enumerate(TEXTS):
+        ids = torch.tensor([tok(t)["input_ids"]])
+        with torch.no_grad():
+            h = model.bert(input_ids=ids).last_hidden_state[0]
+            w = torch.relu(model.classifier(h)).squeeze(-1)
+        ref = torch.nn.functional.normalize(h.mean(0), dim=-1).numpy()
+        np.testing.assert_allclose(out.dense[i], ref, atol=1e-5)
+        best: dict[int, float] = {}
+        for token, weight in zip(ids[0].tolist(), w.tolist()):
+            if weight > 0 and token not in enc._drop_ids:
+                best[token] = max(best.get(token, 0.0), weight)
+        got = out.sparse[i].as_dict()
+        assert set(got) == set(best)
+        assert all(abs(got[k] - v) <= 1e-5 for k, v in best.items())
+
+
 def test_qwen2_last_token_and_instruction(tiny_qwen2: Path) -> None:
     from gte_rag.models import Architecture, ModelSpec
 

@@ -19,12 +19,15 @@ CPU = torch.device("cpu")
 FP32 = Precision(torch.float32, torch.float32)
 
 
-def _tiny(kind: str, attn: str) -> torch.nn.Module:
+def _tiny(kind: str, attn: str, precision: Precision = FP32) -> torch.nn.Module:
+    """A 3-layer random cross-encoder with large weights (std 0.4), so the last layer moves the
+    output by as much as a trained one does and a wrong shortcut shows in the logits."""
     import transformers
 
     common: dict[str, Any] = {
         "vocab_size": 120, "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
         "intermediate_size": 64, "num_labels": 1, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "initializer_range": 0.4,
     }
     torch.manual_seed(3)
     if kind == "gte":
@@ -42,7 +45,10 @@ def _tiny(kind: str, attn: str) -> torch.nn.Module:
         cfg = config_cls(**common, max_position_embeddings=256, pad_token_id=1)
         model = model_cls(cfg)
     model.config._attn_implementation = attn
-    return model.eval()
+    model.eval()
+    precision.keep_heads_float32(model)
+    precision.cast_linears(model)
+    return model
 
 
 def _batch(lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -56,9 +62,14 @@ def _batch(lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def _logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    with torch.inference_mode():
-        return model(**batch).logits[:, 0].clone()
+def _logits(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: Precision = FP32) -> torch.Tensor:
+    with torch.inference_mode(), precision.autocast(CPU):
+        return model(**batch).logits[:, 0].float().clone()
+
+
+def _first_hidden(model: torch.nn.Module, batch: dict[str, torch.Tensor], precision: Precision = FP32) -> torch.Tensor:
+    with torch.inference_mode(), precision.autocast(CPU):
+        return model.base_model(**batch).last_hidden_state[:, 0].float().clone()
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -67,12 +78,15 @@ def test_same_logits_and_only_the_first_position_is_computed(kind: str, attn: st
     model = _tiny(kind, attn)
     batches = [_batch([11, 6, 2]), _batch([7, 7]), _batch([9])]  # padded, unpadded (mask dropped), one row
     full = [_logits(model, b) for b in batches]
+    full_first = [_first_hidden(model, b) for b in batches]
+    assert min(abs(x).max().item() for x in full) > 0.05  # logits large enough for a wrong shortcut to show
     assert ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
     with torch.inference_mode():
         hidden = model.base_model(**batches[0]).last_hidden_state
     assert hidden.shape == (3, 1, 32)  # the shortcut ran: one position left after the last layer
-    for b, ref in zip(batches, full):
-        torch.testing.assert_close(_logits(model, b), ref, atol=1e-6, rtol=0)
+    for b, ref, ref_first in zip(batches, full, full_first):
+        torch.testing.assert_close(_logits(model, b), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(_first_hidden(model, b), ref_first, atol=1e-5, rtol=1e-5)
     ft.remove_first_token_last_layer(model)
     with torch.inference_mode():
         assert model.base_model(**batches[0]).last_hidden_state.shape == (3, 11, 32)
@@ -125,12 +139,26 @@ def test_cross_encoders_use_it_and_keep_the_reference_logits(
     assert GteCrossEncoder(str(tiny_bert_dir), dtype="float32").first_token_only
 
 
-def test_mixed_precision_keeps_it_and_its_scores(legacy_reranker_dir: Path, legacy_expected: dict[str, Any]) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), dtype="bf16-mixed")
-    assert ce.first_token_only
-    pairs = [(q, d) for q, d in legacy_expected["rerank_pairs"]]
-    short = ce.score_pairs(pairs)
-    assert ce._model is not None
-    ft.remove_first_token_last_layer(ce._model)
-    full = ce.score_pairs(pairs)
-    np.testing.assert_allclose(short, full, atol=2e-3, rtol=0)
+@pytest.mark.parametrize("kind", ["bert", "gte"])
+def test_mixed_precision_keeps_it_and_its_scores(kind: str) -> None:
+    mixed = Precision(torch.float32, torch.bfloat16)
+    model = _tiny(kind, "sdpa", mixed)
+    batch = _batch([11, 6, 2])
+    full = _logits(model, batch, mixed)
+    assert ft.install_first_token_last_layer(model, device=CPU, precision=mixed)
+    torch.testing.assert_close(_logits(model, batch, mixed), full, atol=1e-3, rtol=1e-3)
+
+
+def test_a_wrong_shortcut_is_caught_in_mixed_precision_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    mixed = Precision(torch.float32, torch.bfloat16)
+    model = _tiny("gte", "sdpa", mixed)
+
+    def keys_not_rotated(layer: Any, hidden_states: torch.Tensor, attention_mask: Any = None,
+                         position_embeddings: Any = None, **kwargs: Any) -> torch.Tensor:
+        cos, sin = position_embeddings
+        flat = (torch.ones_like(cos), torch.zeros_like(sin))  # no rotation: positions are lost
+        return real(layer, hidden_states, attention_mask, flat, **kwargs)
+
+    real = ft._gte_forward
+    monkeypatch.setattr(ft, "_gte_forward", keys_not_rotated)
+    assert not ft.install_first_token_last_layer(model, device=CPU, precision=mixed)
