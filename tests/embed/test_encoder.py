@@ -39,22 +39,32 @@ def _reference_forward(path: Path, texts: list[str], pooling: Pooling, cls_name:
     return np.stack(rows)
 
 
-def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
-    enc = GteEncoder(tiny_native_gte, batch_size=4, cache_size=0, dtype="float32")
-    assert enc.spec.pooling is Pooling.CLS and enc.sparse_mode == "learned"
-    out = enc.encode(TEXTS)
+def _token_model_reference(path: Path, texts: list[str], pooling: Pooling) -> list[tuple[np.ndarray, list[int], list[float]]]:
+    """Per text, one at a time and unpadded: the pooled unit vector, the token ids and the
+    token head's ReLU weights of a token-classification checkpoint."""
     import torch
     import transformers
 
     from gte_rag.models import load_tokenizer
 
-    tok = load_tokenizer(tiny_native_gte)
-    model = transformers.GteForTokenClassification.from_pretrained(tiny_native_gte).eval()
-    for i, t in enumerate(TEXTS):
-        ids = torch.tensor([tok(t)["input_ids"]])
+    tok = load_tokenizer(path)
+    model = transformers.AutoModelForTokenClassification.from_pretrained(path).eval()
+    rows = []
+    for t in texts:
+        ids = tok(t)["input_ids"]
         with torch.no_grad():
-            h = model.gte(input_ids=ids).last_hidden_state[0]
-        ref = torch.nn.functional.normalize(h[0], dim=-1).numpy()
+            h = model.base_model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+            weights = torch.relu(model.classifier(h)).squeeze(-1).tolist()
+        v = h[0] if pooling is Pooling.CLS else h.mean(0)
+        rows.append((torch.nn.functional.normalize(v, dim=-1).numpy(), ids, weights))
+    return rows
+
+
+def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
+    enc = GteEncoder(tiny_native_gte, batch_size=4, cache_size=0, dtype="float32")
+    assert enc.spec.pooling is Pooling.CLS and enc.sparse_mode == "learned"
+    out = enc.encode(TEXTS)
+    for i, (ref, _, _) in enumerate(_token_model_reference(tiny_native_gte, TEXTS, Pooling.CLS)):
         np.testing.assert_allclose(out.dense[i], ref, atol=1e-5)
     assert all(len(sv) > 0 for sv in out.sparse)
     assert enc.first_token_only  # dense-only calls: the last layer computes position 0 alone
@@ -90,19 +100,10 @@ def test_bert_with_a_token_head_gives_learned_sparse_weights(tmp_path: Path, leg
     enc = GteEncoder(tmp_path, batch_size=3, cache_size=0, dtype="float32")
     assert enc.sparse_mode == "learned" and enc.spec.pooling is Pooling.MEAN
     out = enc.encode(TEXTS)
-    from gte_rag.models import load_tokenizer
-
-    tok = load_tokenizer(tmp_path)
-    model = transformers.BertForTokenClassification.from_pretrained(tmp_path).eval()
-    for i, t in enumerate(TEXTS):
-        ids = torch.tensor([tok(t)["input_ids"]])
-        with torch.no_grad():
-            h = model.bert(input_ids=ids).last_hidden_state[0]
-            w = torch.relu(model.classifier(h)).squeeze(-1)
-        ref = torch.nn.functional.normalize(h.mean(0), dim=-1).numpy()
+    for i, (ref, ids, weights) in enumerate(_token_model_reference(tmp_path, TEXTS, Pooling.MEAN)):
         np.testing.assert_allclose(out.dense[i], ref, atol=1e-5)
         best: dict[int, float] = {}
-        for token, weight in zip(ids[0].tolist(), w.tolist()):
+        for token, weight in zip(ids, weights):
             if weight > 0 and token not in enc._drop_ids:
                 best[token] = max(best.get(token, 0.0), weight)
         got = out.sparse[i].as_dict()
