@@ -283,7 +283,7 @@ def warn_external(message: str, category: type[Warning] = UserWarning) -> None:
     import sys
     import warnings
 
-    level = 1
+    level = 2  # 1 is this function's own frame, 2 the caller's
     frame = sys._getframe(1)
     package_dir = __file__.rsplit("/", 1)[0].rsplit("\\", 1)[0]
     while frame is not None and frame.f_code.co_filename.startswith(package_dir):

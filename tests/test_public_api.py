@@ -1,10 +1,11 @@
-"""Public names: every __all__ is sorted, complete and importable."""
+"""Public names: every __all__ is sorted, complete and importable; warnings point at user code."""
 
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,22 @@ def test_core_does_not_import_llama_index() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_warnings_point_at_the_callers_line(legacy_tiny: Path) -> None:
+    import warnings
+
+    from gte_rag.embed import GteEncoder
+    from gte_rag.rerank import GteCrossEncoder
+
+    ce = GteCrossEncoder(str(legacy_tiny / "reranker"), max_length=16, dtype="float32")
+    enc = GteEncoder(legacy_tiny / "embedder", max_length=16, dtype="float32", cache_size=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ce.score_pairs([("q", "a long document " * 20)])
+        ce2 = GteCrossEncoder(str(legacy_tiny / "reranker"), max_length=16, dtype="float32")
+        ce2.tokenize_pairs(["q"], ["a long document " * 20])
+        enc.encode(["a long document " * 20])
+    ours = [w for w in caught if "max_length" in str(w.message) or "truncat" in str(w.message)]
+    assert len(ours) == 3
+    assert {w.filename for w in ours} == {__file__}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .._runtime import warn_external
 from ..errors import ConfigError, InputTypeError
 
 if TYPE_CHECKING:
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
     from .._runtime import Precision
     from ..models import Checkpoint
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "configure_scorer",
@@ -129,9 +133,19 @@ class ScorerSettings:
         """The dtype the weights load in (see ``precision`` for what the matrix products run in)."""
         return self.precision.weights
 
+    _warned_truncation: bool = False
+
     @property
     def model_name(self) -> str:
         return self.checkpoint.name
+
+    def _warn_truncation(self, what: str) -> None:
+        """Warn once per instance, at the first frame of the caller's code."""
+        if self._warned_truncation:
+            return
+        self._warned_truncation = True
+        logger.debug("%s: %s", self.checkpoint.name, what)
+        warn_external(what)
 
 
 def configure_scorer(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +96,6 @@ class GteCrossEncoder(ScorerSettings):
         self._model: PreTrainedModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._load_lock = threading.Lock()
-        self._warned_truncation = False
         self._first_token_only = False
         if not lazy_load:
             self.load()
@@ -156,13 +154,6 @@ class GteCrossEncoder(ScorerSettings):
         return self._tokenizer
 
     # -- tokenization -------------------------------------------------------------------
-
-    def _warn_truncation(self, what: str) -> None:
-        if self._warned_truncation:
-            return
-        self._warned_truncation = True
-        logger.debug("%s: %s", self.checkpoint.name, what)
-        warnings.warn(what, stacklevel=4)
 
     def tokenize_pairs(self, queries: Sequence[str], documents: Sequence[str]) -> list[dict[str, list[int]]]:
         """Token ids (and type ids where the model uses them) of each pair, unpadded, truncated.

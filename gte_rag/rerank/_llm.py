@@ -17,7 +17,6 @@ import inspect
 import logging
 import string
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -130,7 +129,6 @@ class GteLLMCrossEncoder(ScorerSettings):
         self._lead: list[int] = []
         self._keeps_logits = False
         self._load_lock = threading.Lock()
-        self._warned_truncation = False
         if not lazy_load:
             self.load()
 
@@ -214,11 +212,6 @@ class GteLLMCrossEncoder(ScorerSettings):
         ids[0] = self._lead + ids[0]
         order = ["query" if first == _QUERY else "document", "document" if first == _QUERY else "query"]
         return ids, order, moved
-
-    def _warn_truncation(self, what: str) -> None:
-        if not self._warned_truncation:
-            self._warned_truncation = True
-            warnings.warn(what, stacklevel=4)
 
     def build_inputs(self, queries: Sequence[str], documents: Sequence[str]) -> list[list[int]]:
         """Prompt token ids of each pair, truncated to ``max_length`` (documents first)."""
