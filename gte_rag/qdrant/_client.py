@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
@@ -142,7 +142,37 @@ def _records(records: Sequence[models.Record]) -> list[StoredPoint]:
     return [StoredPoint(str(r.id), dict(r.payload or {})) for r in records]
 
 
-class ClientBackend:
+_C = TypeVar("_C", QdrantClient, AsyncQdrantClient)
+
+
+class _ClientBackendBase(Generic[_C]):
+    """What the sync and async qdrant-client backends share."""
+
+    engine = "client"
+
+    def __init__(
+        self,
+        client: _C,
+        layout: CollectionLayout,
+        *,
+        owns_client: bool = True,
+        collection_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.client: _C = client
+        self.layout = layout
+        self._owns = owns_client
+        self._options = dict(collection_options or {})
+        self.is_local = _is_local(client)
+
+    def __repr__(self) -> str:
+        kind = "local" if self.is_local else "server"
+        return f"{type(self).__name__}({kind}, collection={self.layout.collection!r})"
+
+    def _errors(self, action: str) -> Any:
+        return map_store_errors(action, collection=self.layout.collection, engine=self.engine)
+
+
+class ClientBackend(_ClientBackendBase[QdrantClient]):
     """One collection through a synchronous ``QdrantClient`` (server or local mode).
 
     Args:
@@ -152,29 +182,6 @@ class ClientBackend:
         collection_options: Server pass-through for collection creation:
             ``shard_number``, ``replication_factor``, ``on_disk``, ``quantization_config``.
     """
-
-    engine = "client"
-
-    def __init__(
-        self,
-        client: QdrantClient,
-        layout: CollectionLayout,
-        *,
-        owns_client: bool = True,
-        collection_options: dict[str, Any] | None = None,
-    ) -> None:
-        self.client = client
-        self.layout = layout
-        self._owns = owns_client
-        self._options = dict(collection_options or {})
-        self.is_local = _is_local(client)
-
-    def __repr__(self) -> str:
-        kind = "local" if self.is_local else "server"
-        return f"ClientBackend({kind}, collection={self.layout.collection!r})"
-
-    def _errors(self, action: str) -> Any:
-        return map_store_errors(action, collection=self.layout.collection, engine=self.engine)
 
     def read_layout(self) -> CollectionLayout | None:
         name = self.layout.collection
@@ -260,31 +267,8 @@ class ClientBackend:
                 self.client.close()
 
 
-class AsyncClientBackend:
+class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
     """Async twin of :class:`ClientBackend` over ``AsyncQdrantClient``."""
-
-    engine = "client"
-
-    def __init__(
-        self,
-        client: AsyncQdrantClient,
-        layout: CollectionLayout,
-        *,
-        owns_client: bool = True,
-        collection_options: dict[str, Any] | None = None,
-    ) -> None:
-        self.client = client
-        self.layout = layout
-        self._owns = owns_client
-        self._options = dict(collection_options or {})
-        self.is_local = _is_local(client)
-
-    def __repr__(self) -> str:
-        kind = "local" if self.is_local else "server"
-        return f"AsyncClientBackend({kind}, collection={self.layout.collection!r})"
-
-    def _errors(self, action: str) -> Any:
-        return map_store_errors(action, collection=self.layout.collection, engine=self.engine)
 
     async def read_layout(self) -> CollectionLayout | None:
         name = self.layout.collection

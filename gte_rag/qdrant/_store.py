@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
@@ -81,7 +81,30 @@ def _check_filter(filter: Any) -> None:
         raise ConfigError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
 
 
-class QdrantStore:
+_B = TypeVar("_B", StoreBackend, AsyncStoreBackend)
+
+
+class _StoreFront(Generic[_B]):
+    """What the sync and async stores share: the backend they wrap and its layout."""
+
+    def __init__(self, *, backend: _B) -> None:
+        self._backend: _B = backend
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._backend!r})"
+
+    @property
+    def layout(self) -> CollectionLayout:
+        """The collection layout."""
+        return self._backend.layout
+
+    @property
+    def backend(self) -> _B:
+        """The engine backend (for engine-specific calls)."""
+        return self._backend
+
+
+class QdrantStore(_StoreFront[StoreBackend]):
     """GTE vectors in one Qdrant collection (Edge or qdrant-client), synchronous.
 
     Build it with :func:`open_store`, or from a backend.
@@ -96,22 +119,6 @@ class QdrantStore:
         ...     store.count()
         0
     """
-
-    def __init__(self, *, backend: StoreBackend) -> None:
-        self._backend = backend
-
-    def __repr__(self) -> str:
-        return f"QdrantStore({self._backend!r})"
-
-    @property
-    def layout(self) -> CollectionLayout:
-        """The collection layout."""
-        return self._backend.layout
-
-    @property
-    def backend(self) -> StoreBackend:
-        """The engine backend (for engine-specific calls)."""
-        return self._backend
 
     def ensure_collection(self, *, recreate: bool = False) -> bool:
         """Create the collection, or check an existing one against the layout.
@@ -237,28 +244,12 @@ class QdrantStore:
         self.close()
 
 
-class AsyncQdrantStore:
+class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
     """The asynchronous twin of :class:`QdrantStore` (same methods, awaitable).
 
     Build it with :func:`open_async_store`. On qdrant-client it uses ``AsyncQdrantClient``;
     on Edge each call runs in a worker thread.
     """
-
-    def __init__(self, *, backend: AsyncStoreBackend) -> None:
-        self._backend = backend
-
-    def __repr__(self) -> str:
-        return f"AsyncQdrantStore({self._backend!r})"
-
-    @property
-    def layout(self) -> CollectionLayout:
-        """The collection layout."""
-        return self._backend.layout
-
-    @property
-    def backend(self) -> AsyncStoreBackend:
-        """The engine backend."""
-        return self._backend
 
     async def ensure_collection(self, *, recreate: bool = False) -> bool:
         """See :meth:`QdrantStore.ensure_collection`."""
