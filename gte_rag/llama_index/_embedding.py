@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from ..embed import DEFAULT_MODEL, GteEncoder, SparseMode
+from ._hooks import RoleHooks
 
 __all__ = ["GteEmbedding"]
 
 DEFAULT_EMBED_BATCH_SIZE = 256
 
 
-class GteEmbedding(BaseEmbedding):
+class GteEmbedding(RoleHooks, BaseEmbedding):
     """Dense GTE embeddings for LlamaIndex, computed locally and offline.
 
     Whole lists of texts go to the encoder, which sorts them by length and batches them
@@ -89,26 +89,9 @@ class GteEmbedding(BaseEmbedding):
             self._encoder = self._build_core()
         return self._encoder
 
-    # LlamaIndex hooks -------------------------------------------------------
-    def _embed(self, texts: list[str], role: str) -> list[Embedding]:
+    # LlamaIndex hooks (RoleHooks) ------------------------------------------
+    def _encode_role(self, texts: list[str], role: str) -> list[Embedding]:
         enc = self.encoder
+        # sparse too, when the encoder has it: a GteSparseEmbedding sharing it then hits the cache
         out = enc.encode(texts, role=role, return_sparse=enc.has_sparse)  # type: ignore[arg-type]
         return out.dense.tolist()  # type: ignore[no-any-return]
-
-    def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embed([query], "query")[0]
-
-    async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    def _get_text_embedding(self, text: str) -> Embedding:
-        return self._embed([text], "document")[0]
-
-    async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await asyncio.to_thread(self._get_text_embedding, text)
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return self._embed(list(texts), "document")
-
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
@@ -11,11 +10,12 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from ..embed import DEFAULT_MODEL, GteEncoder
 from ..errors import ConfigError
 from ._embedding import GteEmbedding
+from ._hooks import RoleHooks
 
 __all__ = ["GteSparseEmbedding"]
 
 
-class GteSparseEmbedding(BaseSparseEmbedding):
+class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
     """Sparse vectors (token id -> weight) for LlamaIndex.
 
     mGTE checkpoints give their learned token weights; other models give BM25-style term
@@ -62,24 +62,6 @@ class GteSparseEmbedding(BaseSparseEmbedding):
             self._encoder = self._build_core()
         return self._encoder
 
-    def _sparse(self, texts: list[str], role: str) -> list[SparseEmbedding]:
+    def _encode_role(self, texts: list[str], role: str) -> list[SparseEmbedding]:
         out = self.encoder.encode(texts, role=role)  # type: ignore[arg-type]
         return [sv.as_dict() for sv in out.sparse]
-
-    def _get_query_embedding(self, query: str) -> SparseEmbedding:
-        return self._sparse([query], "query")[0]
-
-    async def _aget_query_embedding(self, query: str) -> SparseEmbedding:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    def _get_text_embedding(self, text: str) -> SparseEmbedding:
-        return self._sparse([text], "document")[0]
-
-    async def _aget_text_embedding(self, text: str) -> SparseEmbedding:
-        return await asyncio.to_thread(self._get_text_embedding, text)
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
-        return self._sparse(list(texts), "document")
-
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[SparseEmbedding]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
