@@ -13,6 +13,7 @@ Both keys are excluded from the embed and LLM views of the node.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -96,60 +97,55 @@ class GteMultiStageReranker(BaseNodePostprocessor):
                 return top_n
         return 0
 
-    @staticmethod
-    def _cut(stage: RerankStage, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
-        nodes = sorted(nodes, key=lambda n: -(n.score if n.score is not None else float("-inf")))
-        return nodes[: stage.top_n] if stage.top_n is not None else nodes
-
-    @staticmethod
-    def _finish(
-        final: list[NodeWithScore], scores: dict[str, dict[str, float | None]], seconds: dict[str, float]
-    ) -> list[NodeWithScore]:
-        out = []
-        for n in final:
-            extra = {STAGE_SCORES_KEY: dict(scores[n.node.node_id]), STAGE_SECONDS_KEY: dict(seconds)}
-            out.append(with_metadata(n, n.score, extra))
-        return out
+    def _begin(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> _Run:
+        if query_bundle is None:
+            raise ConfigError("GteMultiStageReranker needs the query: pass query_bundle or query_str")
+        dispatcher.event(
+            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self._top_n(), model_name=self._description)
+        )
+        return _Run(query_bundle, _defensive_copies(nodes), {n.node.node_id: {RETRIEVAL_STAGE: n.score} for n in nodes})
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        if query_bundle is None:
-            raise ConfigError("GteMultiStageReranker needs the query: pass query_bundle or query_str")
-        dispatcher.event(
-            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self._top_n(), model_name=self._description)
-        )
-        scores: dict[str, dict[str, float | None]] = {n.node.node_id: {RETRIEVAL_STAGE: n.score} for n in nodes}
-        seconds: dict[str, float] = {}
-        current = _defensive_copies(nodes)
+        run = self._begin(nodes, query_bundle)
         for stage in self.stages:
             start = time.perf_counter()
-            current = self._cut(stage, stage.postprocessor.postprocess_nodes(current, query_bundle=query_bundle))
-            seconds[stage.name] = time.perf_counter() - start
-            for n in current:
-                scores.setdefault(n.node.node_id, {})[stage.name] = n.score
-        out = self._finish(current, scores, seconds)
-        dispatcher.event(ReRankEndEvent(nodes=out))
-        return out
+            run.record(stage, stage.postprocessor.postprocess_nodes(run.nodes, query_bundle=run.query), start)
+        return run.finish()
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        if query_bundle is None:
-            raise ConfigError("GteMultiStageReranker needs the query: pass query_bundle or query_str")
-        dispatcher.event(
-            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self._top_n(), model_name=self._description)
-        )
-        scores: dict[str, dict[str, float | None]] = {n.node.node_id: {RETRIEVAL_STAGE: n.score} for n in nodes}
-        seconds: dict[str, float] = {}
-        current = _defensive_copies(nodes)
+        run = self._begin(nodes, query_bundle)
         for stage in self.stages:
             start = time.perf_counter()
-            result = await stage.postprocessor.apostprocess_nodes(current, query_bundle=query_bundle)
-            current = self._cut(stage, result)
-            seconds[stage.name] = time.perf_counter() - start
-            for n in current:
-                scores.setdefault(n.node.node_id, {})[stage.name] = n.score
-        out = self._finish(current, scores, seconds)
+            run.record(stage, await stage.postprocessor.apostprocess_nodes(run.nodes, query_bundle=run.query), start)
+        return run.finish()
+
+
+@dataclass
+class _Run:
+    """One pass through the stages: the surviving nodes, each node's score per stage, stage times."""
+
+    query: QueryBundle
+    nodes: list[NodeWithScore]
+    scores: dict[str, dict[str, float | None]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def record(self, stage: RerankStage, result: list[NodeWithScore], start: float) -> None:
+        """Keep the stage's best ``top_n``, its scores and its time since ``start``."""
+        ranked = sorted(result, key=lambda n: -(n.score if n.score is not None else float("-inf")))
+        self.nodes = ranked[: stage.top_n] if stage.top_n is not None else ranked
+        self.seconds[stage.name] = time.perf_counter() - start
+        for n in self.nodes:
+            self.scores.setdefault(n.node.node_id, {})[stage.name] = n.score
+
+    def finish(self) -> list[NodeWithScore]:
+        """The survivors with their per-stage scores and the stage times in metadata; emits the end event."""
+        out = []
+        for n in self.nodes:
+            extra = {STAGE_SCORES_KEY: dict(self.scores[n.node.node_id]), STAGE_SECONDS_KEY: dict(self.seconds)}
+            out.append(with_metadata(n, n.score, extra))
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
