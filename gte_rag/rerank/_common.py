@@ -127,13 +127,12 @@ class ScorerSettings:
     max_batch_tokens: int
     device: torch.device
     precision: Precision
+    _warned_truncation: bool = False  # set per instance by the first truncation warning
 
     @property
     def dtype(self) -> torch.dtype:
         """The dtype the weights load in (see ``precision`` for what the matrix products run in)."""
         return self.precision.weights
-
-    _warned_truncation: bool = False
 
     @property
     def model_name(self) -> str:
