@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _rounds import rotated, time_rounds  # benchmarks/ is the script's directory
 
 CORPUS = Path("/work/shared/data/scifact/corpus.jsonl")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -122,22 +123,12 @@ def build_systems(model_dir: Path) -> dict[str, Embedder]:
     }
 
 
-def time_rounds(systems: dict[str, Embedder], docs: list[str], repeats: int) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+def time_systems(systems: dict[str, Embedder], docs: list[str], repeats: int) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
     """Run every system ``repeats`` times, rotating the order each round."""
     names = list(systems)
     for name in names:  # warm-up: weights paged in, oneDNN kernels built, lazy imports done
         systems[name](docs[:WARM_DOCS])
-    times: dict[str, list[float]] = {n: [] for n in names}
-    outputs: dict[str, np.ndarray] = {}
-    for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            t0 = time.perf_counter()
-            out = systems[name](docs)
-            times[name].append(time.perf_counter() - t0)
-            outputs[name] = np.asarray(out, dtype=np.float32)
-            print(f"  round {r + 1}/{repeats} {name:<14} {times[name][-1]:8.2f} s", flush=True)
-    return times, outputs
+    return time_rounds({n: (lambda n=n: np.asarray(systems[n](docs), dtype=np.float32)) for n in names}, repeats)
 
 
 def main_table(times: dict[str, list[float]], outputs: dict[str, np.ndarray], n_docs: int, n_tokens: int) -> list[dict[str, Any]]:
@@ -187,8 +178,7 @@ def sweep(docs: list[str], lengths: list[int], repeats: int, reference: np.ndarr
     times: dict[Any, list[float]] = {k: [] for k in keys}
     outs: dict[Any, np.ndarray] = {}
     for r in range(repeats):
-        order = keys[r % len(keys):] + keys[: r % len(keys)]
-        for k in order:
+        for k in rotated(keys, r):
             t0 = time.perf_counter()
             outs[k] = encoders[k].embed_documents(docs)
             times[k].append(time.perf_counter() - t0)
@@ -277,7 +267,7 @@ def main() -> None:
         print(f"wrote {out}")
         return
 
-    times, outputs = time_rounds(systems, docs, args.repeats)
+    times, outputs = time_systems(systems, docs, args.repeats)
     rows = main_table(times, outputs, len(docs), n_tokens)
     result["systems"] = rows
     print(f"\nEncoding {len(docs)} SciFact docs ({n_tokens} tokens), CPU, median of {args.repeats}")

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _rounds import time_rounds  # noqa: E402
 from bench_rerank import DATA, build_checkpoint, load_pairs  # noqa: E402
 
 FIXTURE_TOKENIZER = DATA.parent / "fixtures" / "gte-legacy-tiny" / "embedder"
@@ -66,19 +67,6 @@ def build_gte_base(out: Path, seed: int = 0) -> Path:
 def load_docs(n: int) -> list[str]:
     rows = [json.loads(line) for line in (DATA / "scifact" / "corpus.jsonl").open(encoding="utf-8")][:n]
     return [f"{d.get('title', '')}. {d['text']}".strip() for d in rows]
-
-
-def timed(systems: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str, Any]:
-    names = list(systems)
-    outputs = {name: fn() for name, fn in systems.items()}  # warm-up, and the outputs compared
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            start = time.perf_counter()
-            systems[name]()
-            seconds[name].append(time.perf_counter() - start)
-            print(f"  round {r + 1}/{repeats} {name:<28} {seconds[name][-1]:7.2f} s", flush=True)
-    return {"seconds": seconds, "outputs": outputs}
 
 
 def main() -> int:
@@ -121,11 +109,13 @@ def main() -> int:
                     precision = enc.precision.name
                     systems[mode] = lambda enc=enc: enc.embed_documents(docs)
             print(f"{model} {precision}:", flush=True)
-            result = timed(systems, args.repeats)
-            med = {name: statistics.median(s) for name, s in result["seconds"].items()}
-            diff = float(np.abs(result["outputs"]["first-token"] - result["outputs"]["full"]).max())
+            for run in systems.values():
+                run()  # warm-up
+            times, outputs = time_rounds(systems, args.repeats, width=28)
+            med = {name: statistics.median(s) for name, s in times.items()}
+            diff = float(np.abs(outputs["first-token"] - outputs["full"]).max())
             rows.append({
-                "model": model, "precision": precision, "median_seconds": med, "all_seconds": result["seconds"],
+                "model": model, "precision": precision, "median_seconds": med, "all_seconds": times,
                 "speedup": med["full"] / med["first-token"], "max_abs_diff": diff,
             })
     print(f"\n{len(pairs)} pairs (ce), {len(docs)} documents (enc), {torch.get_num_threads()} threads, "

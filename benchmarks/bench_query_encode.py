@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _rounds import rotated  # benchmarks/ is the script's directory
+
 QUERIES = Path("/work/shared/data/scifact/queries.jsonl")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -63,8 +65,7 @@ def main() -> None:
             fn(q)
     times: dict[str, list[float]] = {name: [] for name in systems}
     for i, q in enumerate(queries):
-        names = list(systems)
-        for name in names[i % len(names):] + names[: i % len(names)]:
+        for name in rotated(list(systems), i):
             start = time.perf_counter()
             systems[name](q)
             times[name].append(time.perf_counter() - start)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _rounds import time_rounds  # benchmarks/ is the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GTE_RAG_DATA", ROOT.parent / "shared" / "data"))
@@ -153,15 +154,7 @@ def main() -> int:
 
         runners = {"CrossEncoder": lambda: np.asarray(st.predict(pairs, batch_size=args.batch_size, show_progress_bar=False), dtype=np.float32)}
         runners.update({name: (lambda ce=ce: ce.score_pairs(pairs)) for name, ce in systems.items()})
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        outputs: dict[str, np.ndarray] = {}
-        names = list(runners)
-        for r in range(args.repeats):
-            for name in names[r % len(names):] + names[: r % len(names)]:  # rotated order each round
-                start = time.perf_counter()
-                outputs[name] = runners[name]()
-                times[name].append(time.perf_counter() - start)
-                print(f"  round {r + 1}/{args.repeats} {name:<14} {times[name][-1]:7.2f} s", flush=True)
+        times, outputs = time_rounds(runners, args.repeats)
         med = {name: float(np.median(t)) for name, t in times.items()}
         theirs = outputs["CrossEncoder"]
         t_st = med["CrossEncoder"]
