@@ -35,6 +35,10 @@ _DTYPE_ALIASES = {
     "mixed": "bf16-mixed",
 }
 _DTYPE_CHOICES = "'auto', 'float32', 'bfloat16', 'float16', 'bf16-mixed' or a torch.dtype"
+DTYPE_HELP = (
+    "'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native "
+    "bfloat16, float32 on other CPUs, half precision on CUDA."
+)
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ def _run_in_float32(module: Any) -> None:
 
 __all__ = [
     "DEFAULT_DTYPE",
+    "DTYPE_HELP",
     "DType",
     "Precision",
     "cpu_has_native_bf16",

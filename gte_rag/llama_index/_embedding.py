@@ -7,6 +7,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
+from .._runtime import DTYPE_HELP
 from ..embed import DEFAULT_MODEL, GteEncoder, SparseMode
 from ._hooks import RoleHooks
 
@@ -35,7 +36,7 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
     dimension: int | None = Field(default=None, gt=0, description="Elastic output dimension; None keeps the model's full size.")
     max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
     device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
+    dtype: str = Field(default="auto", description=DTYPE_HELP)
     query_instruction: str | None = Field(default=None, description="Task text put in front of queries; None uses the model's default.")
     batch_size: int = Field(default=32, gt=0, description="Most texts per forward pass.")
     max_batch_tokens: int | None = Field(default=None, gt=0, description="Most padded tokens per forward pass; None picks a default for the device.")

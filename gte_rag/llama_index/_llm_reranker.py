@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
+from .._runtime import DTYPE_HELP
 from ..errors import ConfigError
 from ..rerank import DEFAULT_LLM_RERANK_TEMPLATE, GteLLMCrossEncoder, PairScorer
 from ._reranker import ScoringPostprocessor
@@ -42,7 +43,7 @@ class GteLLMReranker(ScoringPostprocessor):
     )
     padding_side: Literal["left", "right"] = Field(default="left", description="Padding side of batched prompts.")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
+    dtype: str = Field(default="auto", description=DTYPE_HELP)
 
     _scorer: GteLLMCrossEncoder | None = PrivateAttr(default=None)
 

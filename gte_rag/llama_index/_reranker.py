@@ -21,6 +21,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
+from .._runtime import DTYPE_HELP
 from ..errors import ConfigError
 from ..rerank import DEFAULT_RERANKER, GteCrossEncoder, PairScorer
 
@@ -151,7 +152,7 @@ class GteReranker(ScoringPostprocessor):
     )
     normalize: bool = Field(default=False, description="Apply a sigmoid to the logits (scores in (0, 1)).")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
+    dtype: str = Field(default="auto", description=DTYPE_HELP)
 
     _scorer: GteCrossEncoder | None = PrivateAttr(default=None)
 

@@ -7,6 +7,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
+from .._runtime import DTYPE_HELP
 from ..embed import DEFAULT_MODEL, GteEncoder
 from ..errors import ConfigError
 from ._embedding import GteEmbedding
@@ -27,7 +28,7 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
     model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (local cache) or checkpoint directory.")
     max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
     device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
-    dtype: str = Field(default="auto", description="'auto', 'float32', 'bfloat16', 'float16' or 'bf16-mixed'; 'auto' is bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half precision on CUDA.")
+    dtype: str = Field(default="auto", description=DTYPE_HELP)
     embed_batch_size: int = Field(default=256, gt=0, le=4096, description="Texts handed to the encoder per call.")
 
     _encoder: GteEncoder | None = PrivateAttr(default=None)
