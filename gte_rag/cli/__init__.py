@@ -76,19 +76,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from ..kb import read_files
-
-    docs = read_files(args.paths)
-    if not docs:
-        print("no supported files found (txt, md, markdown, rst, pdf)", file=sys.stderr)
-        return 1
+    if args.source is not None and len(args.paths) != 1:
+        print("gte-rag: error: --source names one folder; index several folders in separate runs", file=sys.stderr)
+        return 2
     with _open_kb(args, chunk_size=args.chunk_size) as kb:
-        stats = kb.add_documents(docs, show_progress=True)
+        stats = kb.add_files(args.paths, source=args.source, show_progress=True)
         if not args.no_optimize:
             kb.optimize()  # build the search indexes now rather than on first queries
         print(_table(
-            [(stats.documents, stats.chunks, f"{stats.total_seconds:.1f}", f"{stats.encode_seconds:.1f}", kb.count())],
-            ["documents", "chunks", "seconds", "encoder s", "points in collection"],
+            [(stats.added, stats.updated, stats.unchanged, stats.removed, stats.skipped_empty, stats.chunks,
+              f"{stats.total_seconds:.1f}", kb.count())],
+            ["added", "updated", "unchanged", "removed", "empty", "chunks written", "seconds", "points in collection"],
         ))
     return 0
 
@@ -166,7 +164,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _add_kb_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--kb", required=required, help="knowledge base: a directory (Qdrant Edge) or an http(s):// URL")
     p.add_argument("--collection", default="gte_rag", help="collection name (default: gte_rag)")
-    p.add_argument("--model", default=DEFAULT_KB_MODEL, help=f"embedding model (default: {DEFAULT_KB_MODEL})")
+    p.add_argument(
+        "--model", default=None,
+        help=f"embedding model (default: the one the collection was built with; {DEFAULT_KB_MODEL} for a new one)",
+    )
     p.add_argument("--api-key", default=None, help="Qdrant server API key")
     _add_model_args(p)
 
@@ -193,10 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("index", help="index text, markdown and PDF files")
+    p = sub.add_parser("index", help="index text, markdown and PDF files; a folder is mirrored (deleted or emptied files lose their chunks)")
     p.add_argument("paths", nargs="+", help="files or directories")
     _add_kb_args(p, required=True)
     p.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk (default: model limit, at most 512)")
+    p.add_argument(
+        "--source", default=None,
+        help="name of the folder's source (default: its absolute path); a moved folder indexed under the "
+        "same name keeps its documents",
+    )
     p.add_argument("--no-optimize", action="store_true", help="skip building the search indexes after indexing")
     p.set_defaults(func=cmd_index)
 

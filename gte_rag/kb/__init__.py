@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from ._chunking import Chunk, TokenChunker
-from ._files import SUPPORTED_SUFFIXES, read_files
-from ._ingest import DEFAULT_INGEST_BATCH, IngestStats, Ingestor, SourceDocument, as_source_documents
-from ._kb import DEFAULT_COLLECTION, KnowledgeBase
+from ._files import SUPPORTED_SUFFIXES, Source, read_files, read_source
+from ._ingest import (
+    DEFAULT_INGEST_BATCH,
+    ChunkRecord,
+    IngestStats,
+    Ingestor,
+    SourceDocument,
+    as_source_documents,
+    node_content_dict,
+)
+from ._kb import DEFAULT_COLLECTION, KnowledgeBase, encoder_record
 
 __all__ = [
+    "Chunk",
+    "ChunkRecord",
     "DEFAULT_COLLECTION",
     "DEFAULT_INGEST_BATCH",
-    "SUPPORTED_SUFFIXES",
-    "Chunk",
     "IngestStats",
     "Ingestor",
     "KnowledgeBase",
+    "SUPPORTED_SUFFIXES",
+    "Source",
     "SourceDocument",
     "TokenChunker",
     "as_source_documents",
+    "encoder_record",
+    "node_content_dict",
     "read_files",
+    "read_source",
 ]

@@ -3,6 +3,10 @@
 Chunks hold at most ``chunk_size`` tokens (so each is embedded whole, never truncated),
 overlap by ``chunk_overlap`` tokens, and prefer to end after a sentence or line break
 found in the last quarter of the window.
+
+Given a :class:`~gte_rag.embed.GteEncoder`, each document is tokenized once: every chunk
+carries its slice of the document's tokens (``Chunk.tokens``), which the encoder embeds
+without tokenizing the chunk text again.
 """
 
 from __future__ import annotations
@@ -20,20 +24,26 @@ _BREAK_CHARS = (".", "!", "?", "\n", ";", ":")
 
 @dataclass(frozen=True)
 class Chunk:
-    """A span of a document: its text and character offsets ``[start, end)``."""
+    """A span of a document: its text, character offsets ``[start, end)`` and its tokens.
+
+    ``tokens`` is the chunk's slice of the document's tokenization (a
+    :class:`~gte_rag.embed.TokenizedText`) when the chunker was built on an encoder.
+    """
 
     text: str
     start: int
     end: int
+    tokens: Any = None
 
 
 class TokenChunker:
     """Splits texts into overlapping windows of tokens.
 
     Args:
-        tokenizer: A transformers tokenizer with offset mapping (fast tokenizers).
-        chunk_size: Most tokens per chunk, special tokens excluded.
-        chunk_overlap: Tokens shared by consecutive chunks; must be < ``chunk_size``.
+        tokenizer: A :class:`~gte_rag.embed.GteEncoder` (its thread-safe ``tokenize``; the
+            chunks then carry their tokens), or a transformers fast tokenizer with offsets.
+        chunk_size: Most tokens per chunk, special tokens and prompts excluded.
+        chunk_overlap: Tokens shared by consecutive chunks; must be < ``chunk_size // 2``.
     """
 
     def __init__(self, tokenizer: Any, *, chunk_size: int, chunk_overlap: int = 0) -> None:
@@ -53,17 +63,23 @@ class TokenChunker:
 
     def split_many(self, texts: Sequence[str]) -> list[list[Chunk]]:
         """Chunks of several texts (one tokenizer call for all)."""
-        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
-        return [self._split(t, offs) for t, offs in zip(texts, enc["offset_mapping"])]
+        if not texts:
+            return []
+        if hasattr(self.tokenizer, "tokenize") and hasattr(self.tokenizer, "document_token_budget"):
+            tokenized = self.tokenizer.tokenize(list(texts))
+            return [self._split(t, list(tok.offsets), tok) for t, tok in zip(texts, tokenized)]
+        hf = self.tokenizer if callable(self.tokenizer) else self.tokenizer.tokenizer
+        enc = hf(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        return [self._split(t, offs, None) for t, offs in zip(texts, enc["offset_mapping"])]
 
-    def _split(self, text: str, offsets: Sequence[tuple[int, int]]) -> list[Chunk]:
+    def _split(self, text: str, offsets: Sequence[tuple[int, int]], tokens: Any) -> list[Chunk]:
         n = len(offsets)
         if n <= self.chunk_size:
             stripped = text.strip()
             if not stripped:
                 return []
             start = text.index(stripped[0])
-            return [Chunk(stripped, start, start + len(stripped))]
+            return [Chunk(stripped, start, start + len(stripped), tokens)]
         chunks: list[Chunk] = []
         begin = 0
         while begin < n:
@@ -74,7 +90,8 @@ class TokenChunker:
             piece = text[lo:hi].strip()
             if piece:
                 lo = text.index(piece[0], lo)
-                chunks.append(Chunk(piece, lo, lo + len(piece)))
+                span = tokens.slice(begin, end) if tokens is not None else None
+                chunks.append(Chunk(piece, lo, lo + len(piece), span))
             if end >= n:
                 break
             begin = max(end - self.chunk_overlap, begin + 1)

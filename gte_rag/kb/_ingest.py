@@ -1,34 +1,63 @@
-"""Ingest: documents -> chunks -> ONE encoder pass (dense + sparse) -> idempotent upserts.
+"""The one write path: chunk records -> ONE encoder pass (dense + sparse) -> idempotent upserts.
 
-Point ids are derived from the document id and the chunk index, so running an ingest
-again (after an interruption, or with changed text) overwrites the same points; chunks
-left over from a longer previous version of a document are deleted.
+Every entry point writes through :class:`Ingestor`: ``KnowledgeBase.add_*`` (documents
+cut into chunks here) and the LlamaIndex vector store (nodes converted to
+:class:`ChunkRecord` by the adapter). Ids, payloads, vectors and stale handling are
+therefore decided in one place.
+
+The logic is written once, as generators that yield store operations (``retrieve``,
+``delete``, ``upsert``, ``scroll``) and receive their results; :meth:`Ingestor.ingest`
+runs them against the sync store and :meth:`Ingestor.aingest` against the async one
+(encoding in a worker thread), so the two cannot drift apart.
+
+Documents replace their previous version: before a changed document's chunks are
+written, its points that the new version does not have are deleted. A document whose
+text, metadata and chunking are unchanged (same ``content_hash`` on its first and last
+stored chunk) is not encoded again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Union
 
+import numpy as np
 from qdrant_client import models
 
 from .._batching import iter_batch
+from .._types import SparseVector
 from ..embed import GteEncoder
 from ..errors import ConfigError, InputTypeError
-from ..qdrant import AsyncQdrantStore, PointRecord, QdrantStore, build_payload, point_id
+from ..qdrant import AsyncQdrantStore, PointRecord, QdrantStore, StoredPoint, build_payload, point_id
 from ._chunking import Chunk, TokenChunker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_INGEST_BATCH", "IngestStats", "Ingestor", "SourceDocument", "as_source_documents"]
+__all__ = [
+    "ChunkRecord",
+    "DEFAULT_INGEST_BATCH",
+    "IngestStats",
+    "Ingestor",
+    "SourceDocument",
+    "as_source_documents",
+    "node_content_dict",
+]
 
 DEFAULT_INGEST_BATCH = 256
 """Chunks encoded and upserted per step."""
+
+# Payload fields of the write path, next to the user's metadata (underscored like
+# LlamaIndex's own ``_node_content``, so they do not take a natural metadata name).
+CONTENT_HASH_FIELD = "_content_hash"
+CHUNK_COUNT_FIELD = "_chunk_count"
+SOURCE_FIELD = "_source"
+WRITE_PATH_FIELDS = (CONTENT_HASH_FIELD, CHUNK_COUNT_FIELD, SOURCE_FIELD)
 
 
 @dataclass(frozen=True)
@@ -44,6 +73,72 @@ class SourceDocument:
             raise ConfigError(f"document id must be a non-empty str, got {self.id!r}")
         if not isinstance(self.text, str):
             raise InputTypeError(f"document {self.id!r}: text must be a str, got {type(self.text).__name__}")
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One point to write: what both the knowledge base and the LlamaIndex store produce.
+
+    Args:
+        doc_id: The source document id (LlamaIndex ``ref_doc_id``).
+        text: The stored text (payload ``text``, and the text of the stored node).
+        node_id: The caller's node id; the point id is derived from it
+            (:func:`~gte_rag.qdrant.node_point_id`). ``None``: the id is
+            :func:`~gte_rag.qdrant.point_id` of ``doc_id`` and ``chunk_index``.
+        chunk_index: Position in the document, or ``None`` when unknown.
+        metadata: Flat JSON-compatible metadata, stored at the top level.
+        embed_input: What the encoder reads, when it is not ``text`` (LlamaIndex's
+            embed-mode content with metadata, or a chunker's token slice).
+        dense: A dense vector computed elsewhere (LlamaIndex ``node.embedding``); the
+            sparse half still comes from the encoder (its cache, when the same text was
+            just embedded).
+        node: The LlamaIndex node as a dict (``node.to_dict()``-like, text included);
+            ``None`` builds a ``TextNode`` dict from the fields here.
+        node_type: LlamaIndex class name of ``node``.
+        extra_payload: Payload fields of the write path itself (content hash, source).
+    """
+
+    doc_id: str
+    text: str
+    node_id: str | None = None
+    chunk_index: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    embed_input: Any = None
+    dense: Any = None
+    node: Mapping[str, Any] | None = None
+    node_type: str = "TextNode"
+    start: int | None = None
+    end: int | None = None
+    extra_payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.doc_id, str) or not self.doc_id:
+            raise ConfigError(f"doc_id must be a non-empty str, got {self.doc_id!r}")
+        if not isinstance(self.text, str):
+            raise InputTypeError(f"chunk of {self.doc_id!r}: text must be a str, got {type(self.text).__name__}")
+        if self.node_id is None and self.chunk_index is None:
+            raise ConfigError(f"chunk of {self.doc_id!r} needs a node_id or a chunk_index to derive its id")
+        taken = sorted(set(self.metadata) & set(WRITE_PATH_FIELDS))
+        if taken:
+            raise ConfigError(
+                f"metadata of {self.doc_id!r} uses {taken}, which the knowledge base keeps for itself "
+                f"({list(WRITE_PATH_FIELDS)}); rename those keys"
+            )
+
+    @property
+    def point_id(self) -> str:
+        """The Qdrant point id (deterministic)."""
+        from ..qdrant import node_point_id
+
+        if self.node_id is not None:
+            return node_point_id(self.node_id)
+        assert self.chunk_index is not None
+        return point_id(self.doc_id, self.chunk_index)
+
+    @property
+    def visible_id(self) -> str:
+        """The id readers get back as the node id."""
+        return self.node_id if self.node_id is not None else self.point_id
 
 
 def as_source_documents(
@@ -71,21 +166,35 @@ def as_source_documents(
             raise InputTypeError(
                 f"documents[{i}] is a {type(item).__name__}; pass str, gte_rag SourceDocument or a LlamaIndex Document"
             )
+    seen: set[str] = set()
+    for doc in out:
+        if doc.id in seen:
+            raise ConfigError(f"document id {doc.id!r} appears twice in one call; ids must be unique")
+        seen.add(doc.id)
     return out
 
 
 def _content_id(text: str) -> str:
-    import hashlib
-
     return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 @dataclass
 class IngestStats:
-    """What an ingest did and where its time went (seconds)."""
+    """What an ingest did and where its time went (seconds).
+
+    ``documents`` counts the documents given; each of them is ``added`` (new),
+    ``updated`` (re-encoded over an older version), ``unchanged`` (same content as
+    stored: not encoded again) or ``skipped_empty`` (no text: nothing stored, and an
+    older version is removed). ``removed`` counts documents deleted because their source
+    file is gone or empty.
+    """
 
     documents: int = 0
     chunks: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
     skipped_empty: int = 0
     chunk_seconds: float = 0.0
     encode_seconds: float = 0.0
@@ -100,38 +209,55 @@ class IngestStats:
     def __add__(self, other: IngestStats) -> IngestStats:
         return IngestStats(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
 
+    def summary(self) -> str:
+        """One line: ``3 added, 1 updated, 10 unchanged, 2 removed, 0 empty; 42 chunks in 1.2s``."""
+        return (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {self.removed} removed, "
+            f"{self.skipped_empty} empty; {self.chunks} chunks in {self.total_seconds:.1f}s"
+        )
 
-def node_content(pid: str, chunk: Chunk, doc_id: str, metadata: Mapping[str, Any]) -> str:
-    """A LlamaIndex ``TextNode`` as JSON (text left out: it lives in the ``text`` field)."""
-    return json.dumps(
-        {
-            "id_": pid,
-            "embedding": None,
-            "metadata": dict(metadata),
-            "excluded_embed_metadata_keys": [],
-            "excluded_llm_metadata_keys": [],
-            "relationships": {"1": {"node_id": doc_id, "node_type": "4", "metadata": {}, "hash": None, "class_name": "RelatedNodeInfo"}},
-            "text": "",
-            "start_char_idx": chunk.start,
-            "end_char_idx": chunk.end,
-            "metadata_template": "{key}: {value}",
-            "metadata_separator": "\n",
-            "text_template": "{metadata_str}\n\n{content}",
-            "class_name": "TextNode",
-        },
-        ensure_ascii=False,
-    )
+
+def node_content_dict(
+    *, node_id: str, text: str, doc_id: str, metadata: Mapping[str, Any], start: int | None, end: int | None
+) -> dict[str, Any]:
+    """A LlamaIndex ``TextNode`` as a dict, text included (what ``_node_content`` holds)."""
+    return {
+        "id_": node_id,
+        "embedding": None,
+        "metadata": dict(metadata),
+        "excluded_embed_metadata_keys": [],
+        "excluded_llm_metadata_keys": [],
+        "relationships": {"1": {"node_id": doc_id, "node_type": "4", "metadata": {}, "hash": None, "class_name": "RelatedNodeInfo"}},
+        "metadata_template": "{key}: {value}",
+        "metadata_separator": "\n",
+        "text": text,
+        "mimetype": "text/plain",
+        "start_char_idx": start,
+        "end_char_idx": end,
+        "text_template": "{metadata_str}\n\n{content}",
+        "class_name": "TextNode",
+    }
+
+
+# A store operation yielded by the write generators, and what they get back.
+_Op = tuple[str, Any]
+_Gen = Generator[_Op, Any, None]
+_Store = Union[QdrantStore, AsyncQdrantStore]
 
 
 class Ingestor:
-    """Runs documents through chunker, encoder and store.
+    """Runs chunk records through the encoder into the store.
 
     Args:
         encoder: Gives dense and sparse vectors in one pass.
-        store: Sync store (``ingest``); ``async_store`` for ``aingest``.
+        store: Sync store (``ingest`` / ``write``); ``async_store`` for the async twins.
         chunker: Splits long documents; ``None`` stores each document as one point
             (the encoder truncates it; the sparse half still covers the whole text).
         batch_size: Chunks encoded and upserted per step.
+        chunk_signature: Settings that decide how documents are cut, part of each
+            document's content hash (a change re-encodes everything).
+        on_write: Called once before the first write (the knowledge base warns there
+            when the precision differs from the collection's).
     """
 
     def __init__(
@@ -142,111 +268,297 @@ class Ingestor:
         async_store: AsyncQdrantStore | None = None,
         chunker: TokenChunker | None = None,
         batch_size: int = DEFAULT_INGEST_BATCH,
+        chunk_signature: str = "",
+        on_write: Callable[[], None] | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.encoder = encoder
         self.store = store
         self.async_store = async_store
         self.chunker = chunker
         self.batch_size = batch_size
+        self.chunk_signature = chunk_signature
+        self._on_write = on_write
 
-    def _steps(self, documents: Sequence[SourceDocument], stats: IngestStats) -> Iterator[tuple[list[PointRecord], models.Filter | None, float]]:
-        """Yield (points, stale-chunk filter, encode seconds) per step; pure compute."""
-        for group in iter_batch(documents, max(1, self.batch_size // 4)):
-            t0 = time.perf_counter()
-            if self.chunker is not None:
-                pieces = self.chunker.split_many([d.text for d in group])
-            else:
-                pieces = [[Chunk(d.text, 0, len(d.text))] if d.text.strip() else [] for d in group]
-            stats.chunk_seconds += time.perf_counter() - t0
-            flat: list[tuple[SourceDocument, int, Chunk]] = [
-                (doc, i, c) for doc, chunks in zip(group, pieces) for i, c in enumerate(chunks)
-            ]
-            stats.documents += len(group)
-            stats.skipped_empty += sum(1 for chunks in pieces if not chunks)
-            for step in iter_batch(flat, self.batch_size):
-                t1 = time.perf_counter()
-                out = self.encoder.encode([c.text for _, _, c in step], role="document")
-                encode_s = time.perf_counter() - t1
-                points = []
-                for row, (doc, idx, chunk) in enumerate(step):
-                    pid = point_id(doc.id, idx)
-                    meta = dict(doc.metadata)
-                    payload = build_payload(
-                        text=chunk.text, doc_id=doc.id, chunk_index=idx, metadata=meta,
-                        node_content=node_content(pid, chunk, doc.id, meta),
-                    )
-                    points.append(PointRecord(
-                        id=pid, dense=out.dense[row], sparse=out.sparse[row] if out.sparse else None, payload=payload,
-                    ))
-                stats.chunks += len(step)
-                yield points, None, encode_s
-            yield [], _stale_filter({d.id: len(c) for d, c in zip(group, pieces)}), 0.0
+    # ------------------------------------------------------------------ public
+    def ingest(
+        self, documents: Iterable[SourceDocument], *, show_progress: bool = False, source: str | None = None
+    ) -> IngestStats:
+        """Write documents (replacing older versions); with ``source``, mirror it.
 
-    def ingest(self, documents: Iterable[SourceDocument], *, show_progress: bool = False) -> IngestStats:
-        """Ingest documents into the sync store; returns timing and counts."""
-        if self.store is None:
-            raise ConfigError("this Ingestor has no sync store; use aingest() or pass store=")
-        docs = list(documents)
+        Args:
+            documents: The documents; ids must be unique.
+            show_progress: A progress bar over documents.
+            source: The name of the source the documents are the whole of (a folder):
+                stored documents of that source that are not among ``documents`` are
+                deleted.
+        """
         stats = IngestStats()
-        start = time.perf_counter()
-        bar = _bar(len(docs), show_progress)
-        for points, stale, encode_s in self._steps(docs, stats):
-            stats.encode_seconds += encode_s
-            t = time.perf_counter()
-            if points:
-                self.store.upsert(points, batch_size=len(points))
-            if stale is not None:
-                self.store.delete(stale)
-                if bar is not None:
-                    bar.n = stats.documents
-                    bar.refresh()
-            stats.store_seconds += time.perf_counter() - t
-        if bar is not None:
-            bar.close()
-        stats.total_seconds = time.perf_counter() - start
-        logger.info("ingested %d documents as %d chunks in %.1fs", stats.documents, stats.chunks, stats.total_seconds)
+        self._run_sync(self._ingest_ops(list(documents), stats, show_progress, source), stats)
         return stats
 
-    async def aingest(self, documents: Iterable[SourceDocument], *, show_progress: bool = False) -> IngestStats:
-        """Async twin of :meth:`ingest`: encoding runs in a worker thread."""
-        if self.async_store is None:
-            raise ConfigError("this Ingestor has no async store; use ingest() or pass async_store=")
-        docs = list(documents)
+    async def aingest(
+        self, documents: Iterable[SourceDocument], *, show_progress: bool = False, source: str | None = None
+    ) -> IngestStats:
+        """Async twin of :meth:`ingest` (encoding runs in a worker thread)."""
         stats = IngestStats()
+        await self._run_async(self._ingest_ops(list(documents), stats, show_progress, source), stats)
+        return stats
+
+    def write(self, records: Sequence[ChunkRecord]) -> list[str]:
+        """Write records as given (no stale handling); returns their visible ids in order."""
+        records, stats = list(records), IngestStats()
+        self._run_sync(self._write_ops(records, stats), stats)
+        return [r.visible_id for r in records]
+
+    async def awrite(self, records: Sequence[ChunkRecord]) -> list[str]:
+        """Async twin of :meth:`write`."""
+        records, stats = list(records), IngestStats()
+        await self._run_async(self._write_ops(records, stats), stats)
+        return [r.visible_id for r in records]
+
+    # ------------------------------------------------------------------ drivers
+    def _run_sync(self, ops: _Gen, stats: IngestStats) -> None:
+        store = self.store
+        if store is None:
+            raise ConfigError("this Ingestor has no sync store; use the async method or pass store=")
         start = time.perf_counter()
-        steps = self._steps(docs, stats)
-        sentinel = object()
+        result: Any = None
         while True:
-            item = await asyncio.to_thread(next, steps, sentinel)
-            if item is sentinel:
+            done, op = _advance(ops, result)
+            if done:
                 break
-            points, stale, encode_s = cast("tuple[list[PointRecord], models.Filter | None, float]", item)
-            stats.encode_seconds += encode_s
             t = time.perf_counter()
-            if points:
-                await self.async_store.upsert(points, batch_size=len(points))
-            if stale is not None:
-                await self.async_store.delete(stale)
+            result = _apply_sync(store, op)
             stats.store_seconds += time.perf_counter() - t
         stats.total_seconds = time.perf_counter() - start
-        return stats
+        logger.info("Ingest: %s", stats.summary())
 
+    async def _run_async(self, ops: _Gen, stats: IngestStats) -> None:
+        store = self.async_store
+        if store is None:
+            raise ConfigError("this Ingestor has no async store; use the sync method or pass async_store=")
+        start = time.perf_counter()
+        result: Any = None
+        while True:
+            done, op = await asyncio.to_thread(_advance, ops, result)
+            if done:
+                break
+            t = time.perf_counter()
+            result = await _apply_async(store, op)
+            stats.store_seconds += time.perf_counter() - t
+        stats.total_seconds = time.perf_counter() - start
+        logger.info("Ingest: %s", stats.summary())
 
-def _stale_filter(chunk_counts: Mapping[str, int]) -> models.Filter:
-    """Points of these documents whose chunk index is past the new chunk count."""
-    return models.Filter(
-        should=[
-            models.Filter(
-                must=[
-                    models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id)),
-                    models.FieldCondition(key="chunk_index", range=models.Range(gte=count)),
+    # ------------------------------------------------------------------ logic (pure but for yields)
+    def _content_hash(self, doc: SourceDocument) -> str:
+        blob = json.dumps([doc.text, dict(doc.metadata), self.chunk_signature], sort_keys=True, ensure_ascii=False, default=str)
+        return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def _chunks(self, docs: Sequence[SourceDocument]) -> list[list[Chunk]]:
+        if self.chunker is not None:
+            return self.chunker.split_many([d.text for d in docs])
+        out: list[list[Chunk]] = []
+        for d in docs:
+            stripped = d.text.strip()
+            if not stripped:
+                out.append([])
+                continue
+            start = d.text.index(stripped[0])
+            out.append([Chunk(stripped, start, start + len(stripped))])
+        return out
+
+    def _ingest_ops(
+        self, docs: list[SourceDocument], stats: IngestStats, show_progress: bool, source: str | None
+    ) -> _Gen:
+        seen: set[str] = set()
+        for d in docs:
+            if d.id in seen:
+                raise ConfigError(f"document id {d.id!r} appears twice in one call; ids must be unique")
+            seen.add(d.id)
+        bar = _bar(len(docs), show_progress)
+        try:
+            for group in iter_batch(docs, max(1, self.batch_size // 4)):
+                stats.documents += len(group)
+                hashes = {d.id: self._content_hash(d) for d in group}
+                # what is stored now: the first chunk of each document, then the last
+                firsts: list[StoredPoint] = yield ("retrieve", [point_id(d.id, 0) for d in group])
+                stored = {p.payload.get("doc_id"): p.payload for p in firsts}
+                complete = [
+                    d for d in group
+                    if stored.get(d.id, {}).get(CONTENT_HASH_FIELD) == hashes[d.id]
+                    and isinstance(stored[d.id].get(CHUNK_COUNT_FIELD), int)
                 ]
+                unchanged: set[str] = set()
+                if complete:
+                    lasts: list[StoredPoint] = yield (
+                        "retrieve", [point_id(d.id, int(stored[d.id][CHUNK_COUNT_FIELD]) - 1) for d in complete]
+                    )
+                    unchanged = {
+                        str(p.payload.get("doc_id")) for p in lasts
+                        if p.payload.get(CONTENT_HASH_FIELD) == hashes.get(str(p.payload.get("doc_id")))
+                    }
+                todo = [d for d in group if d.id not in unchanged]
+                stats.unchanged += len(group) - len(todo)
+                t0 = time.perf_counter()
+                pieces = self._chunks(todo)
+                stats.chunk_seconds += time.perf_counter() - t0
+                records: list[ChunkRecord] = []
+                keep: dict[str, list[str]] = {}
+                for doc, chunks in zip(todo, pieces):
+                    if not chunks:
+                        stats.skipped_empty += 1
+                        if doc.id in stored:
+                            stats.removed += 1
+                        keep[doc.id] = []
+                        continue
+                    if doc.id in stored:
+                        stats.updated += 1
+                    else:
+                        stats.added += 1
+                    extra = {CONTENT_HASH_FIELD: hashes[doc.id], CHUNK_COUNT_FIELD: len(chunks)}
+                    if source is not None:
+                        extra[SOURCE_FIELD] = source
+                    recs = [
+                        ChunkRecord(
+                            doc_id=doc.id, text=c.text, chunk_index=i, metadata=doc.metadata,
+                            embed_input=getattr(c, "tokens", None), start=c.start, end=c.end, extra_payload=extra,
+                        )
+                        for i, c in enumerate(chunks)
+                    ]
+                    keep[doc.id] = [r.point_id for r in recs]
+                    records.extend(recs)
+                if keep:
+                    # the old version's points that the new one does not overwrite
+                    yield ("delete", _stale_filter(keep))
+                yield from self._write_ops(records, stats)
+                if bar is not None:
+                    bar.update(len(group))
+            if source is not None:
+                yield from self._remove_missing(source, seen, stats)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _remove_missing(self, source: str, present: set[str], stats: IngestStats) -> _Gen:
+        flt = models.Filter(must=[
+            models.FieldCondition(key=SOURCE_FIELD, match=models.MatchValue(value=source)),
+            models.FieldCondition(key="chunk_index", match=models.MatchValue(value=0)),
+        ])
+        gone: list[str] = []
+        offset: str | None = None
+        while True:
+            page, offset = yield ("scroll", (flt, 256, offset))
+            gone.extend(str(p.payload["doc_id"]) for p in page if p.payload.get("doc_id") not in present)
+            if offset is None:
+                break
+        if gone:
+            yield ("delete", _documents_filter(gone))
+            stats.removed += len(gone)
+
+    def _write_ops(self, records: list[ChunkRecord], stats: IngestStats) -> _Gen:
+        if records and self._on_write is not None:
+            self._on_write()
+        for step in iter_batch(records, self.batch_size):
+            t = time.perf_counter()
+            points = self._points(step)
+            stats.encode_seconds += time.perf_counter() - t
+            stats.chunks += len(step)
+            yield ("upsert", points)
+
+    def _points(self, records: Sequence[ChunkRecord]) -> list[PointRecord]:
+        enc = self.encoder
+        layout_sparse = (self.store or self.async_store).layout.has_sparse  # type: ignore[union-attr]
+        inputs = [r.embed_input if r.embed_input is not None else r.text for r in records]
+        empty = {i for i, x in enumerate(inputs) if _is_empty(x)}
+        for i in sorted(empty):
+            if records[i].dense is None:
+                raise ConfigError(
+                    f"node {records[i].visible_id!r} of document {records[i].doc_id!r} has no text and no embedding; "
+                    "drop it, or embed it first (GteEmbedding(on_empty='encode') gives empty texts a vector)"
+                )
+        need = [i for i, r in enumerate(records) if i not in empty and (r.dense is None or layout_sparse)]
+        dense: Any = None
+        sparse: list[Any] = []
+        if need:
+            out = enc.encode([inputs[i] for i in need], role="document", return_sparse=layout_sparse)
+            dense, sparse = out.dense, out.sparse
+        row = {i: k for k, i in enumerate(need)}
+        points = []
+        for i, r in enumerate(records):
+            pid = r.point_id
+            vector = r.dense if r.dense is not None else dense[row[i]]
+            sparse_vec = None
+            if layout_sparse:
+                sparse_vec = SparseVector() if i in empty or not sparse else sparse[row[i]]
+            node = dict(r.node) if r.node is not None else node_content_dict(
+                node_id=r.visible_id, text=r.text, doc_id=r.doc_id, metadata=r.metadata, start=r.start, end=r.end,
             )
-            for doc_id, count in chunk_counts.items()
-        ]
-    )
+            payload = build_payload(
+                text=r.text, doc_id=r.doc_id, chunk_index=r.chunk_index, metadata={**r.metadata, **r.extra_payload},
+                node_content=json.dumps(node, ensure_ascii=False, default=str), node_type=r.node_type,
+                node_id=r.node_id if r.node_id is not None and r.node_id != pid else None,
+            )
+            points.append(PointRecord(id=pid, dense=np.asarray(vector, dtype=np.float32), sparse=sparse_vec, payload=payload))
+        return points
+
+
+def _is_empty(item: Any) -> bool:
+    if isinstance(item, str):
+        return not item.strip()
+    ids = getattr(item, "ids", None)
+    return ids is not None and len(ids) == 0
+
+
+def _advance(ops: _Gen, value: Any) -> tuple[bool, _Op]:
+    """One step of a write generator; StopIteration cannot cross a thread's future."""
+    try:
+        return False, ops.send(value)
+    except StopIteration:
+        return True, ("", None)
+
+
+def _apply_sync(store: QdrantStore, op: _Op) -> Any:
+    kind, arg = op
+    if kind == "retrieve":
+        return store.retrieve(arg)
+    if kind == "delete":
+        return store.delete(arg)
+    if kind == "upsert":
+        return store.upsert(arg, batch_size=max(1, len(arg)))
+    if kind == "scroll":
+        flt, limit, offset = arg
+        return store.scroll(filter=flt, limit=limit, offset=offset)
+    raise AssertionError(f"unknown store operation {kind!r}")
+
+
+async def _apply_async(store: AsyncQdrantStore, op: _Op) -> Any:
+    kind, arg = op
+    if kind == "retrieve":
+        return await store.retrieve(arg)
+    if kind == "delete":
+        return await store.delete(arg)
+    if kind == "upsert":
+        return await store.upsert(arg, batch_size=max(1, len(arg)))
+    if kind == "scroll":
+        flt, limit, offset = arg
+        return await store.scroll(filter=flt, limit=limit, offset=offset)
+    raise AssertionError(f"unknown store operation {kind!r}")
+
+
+def _documents_filter(doc_ids: Sequence[str]) -> models.Filter:
+    return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
+
+
+def _stale_filter(keep: Mapping[str, Sequence[str]]) -> models.Filter:
+    """Points of these documents other than the ones the new versions write."""
+    clauses = []
+    for doc_id, ids in keep.items():
+        doc = models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
+        not_kept = [models.HasIdCondition(has_id=list(ids))] if ids else None
+        clauses.append(models.Filter(must=[doc], must_not=not_kept))
+    return models.Filter(should=clauses)
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -1,17 +1,32 @@
-"""KnowledgeBase: encoder + Qdrant store + hybrid retrieval, configured by a directory or a URL."""
+"""KnowledgeBase: encoder + Qdrant store + hybrid retrieval, configured by a directory or a URL.
+
+The knowledge base is the core every entry point goes through: its :meth:`KnowledgeBase.write`
+/ :meth:`KnowledgeBase.add_documents` are the one write path (:class:`Ingestor`), and
+:meth:`KnowledgeBase.search` / :meth:`KnowledgeBase.asearch` the one query path (alpha,
+filters, fusion and id restriction are resolved there, once per call). The LlamaIndex
+adapters only convert their types to these calls.
+
+The collection records the model that wrote it (its identity, not its path) and the encoder
+settings; ``KnowledgeBase(DIR)`` without a model reopens it with the recorded model.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Any
 
 from qdrant_client import models
 
+from .._runtime import warn_external
 from ..embed import DEFAULT_MODEL, GteEncoder
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
+from ..models import checkpoint_identity
 from ..qdrant import (
     AsyncEdgeBackend,
     AsyncQdrantStore,
@@ -19,24 +34,31 @@ from ..qdrant import (
     HybridConfig,
     QdrantStore,
     SearchHit,
+    node_point_id,
     open_async_store,
     open_store,
 )
 from ..qdrant._layout import PayloadIndexType
 from ._chunking import TokenChunker
-from ._files import read_files
-from ._ingest import IngestStats, Ingestor, as_source_documents
-
-if TYPE_CHECKING:
-    from ..llama_index import GteHybridRetriever, GteVectorStore
+from ._files import read_source
+from ._ingest import (
+    DEFAULT_INGEST_BATCH,
+    SOURCE_FIELD,
+    ChunkRecord,
+    IngestStats,
+    Ingestor,
+    as_source_documents,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_COLLECTION", "KnowledgeBase"]
+__all__ = ["DEFAULT_COLLECTION", "KnowledgeBase", "encoder_record"]
 
 DEFAULT_COLLECTION = "gte_rag"
 DEFAULT_CHUNK_TOKENS = 512
-DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (("doc_id", "keyword"), ("ref_doc_id", "keyword"), ("chunk_index", "integer"))
+DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (
+    ("doc_id", "keyword"), ("ref_doc_id", "keyword"), ("chunk_index", "integer"), (SOURCE_FIELD, "keyword"),
+)
 
 
 class _ThreadedBackend(AsyncEdgeBackend):
@@ -47,6 +69,47 @@ class _ThreadedBackend(AsyncEdgeBackend):
         self.engine = getattr(sync, "engine", "edge")
 
 
+def encoder_record(encoder: GteEncoder) -> dict[str, Any]:
+    """What a collection records about the encoder that writes it (JSON values).
+
+    ``model`` is how to load it again: the hub id for models asked for by name, the
+    absolute directory otherwise; ``identity`` is what the collection is checked against.
+    """
+    name = encoder.checkpoint.name
+    ref = str(Path(name).expanduser().resolve()) if Path(name).expanduser().is_dir() else name
+    return {
+        "model": ref,
+        "identity": checkpoint_identity(encoder.checkpoint),
+        "hf_id": encoder.spec.hf_id,
+        "dimension": encoder.dimension,
+        "pooling": encoder.spec.pooling.value,
+        "max_length": encoder.max_length,
+        "query_instruction": getattr(encoder, "query_instruction", None),
+        "query_prefix": encoder.query_prefix,
+        "document_prefix": encoder.document_prefix,
+        "sparse": encoder.sparse_mode,
+        "precision": encoder.precision.name,
+    }
+
+
+def _validate_int(name: str, value: Any, *, minimum: int, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One query, ready for the store: vectors, config, filter, result count."""
+
+    dense: Any
+    sparse: Any
+    top_k: int
+    hybrid: HybridConfig
+    filter: models.Filter | None
+
+
 class KnowledgeBase:
     """A ready knowledge base: documents in, hybrid search results out.
 
@@ -54,17 +117,25 @@ class KnowledgeBase:
         location: ``None`` (Qdrant Edge in a temporary directory), a directory (Edge,
             persistent), ``":memory:"`` (qdrant-client local mode) or an ``http(s)://`` URL
             (a Qdrant server or cluster).
-        model: Embedding model name or checkpoint directory (ignored when ``encoder`` is given).
+        model: Embedding model name or checkpoint directory. ``None``: the model the
+            collection was built with (recorded in it), or the default model for a new one.
         collection: Collection name.
-        encoder: A ready :class:`GteEncoder` to share.
+        encoder: A ready :class:`GteEncoder` to share (instead of ``model``).
         hybrid: Default query mode, fusion and weights.
-        chunk_size: Tokens per chunk; ``None``: the model's limit, at most 512. ``0`` stores
-            each document as one point.
+        chunk_size: Tokens per chunk; ``None``: the model's window (after its special
+            tokens and document prompt), at most 512. ``0`` stores each document as one point.
         chunk_overlap: Tokens shared by consecutive chunks; ``None``: one eighth of the chunk.
         api_key: Server API key.
         store_options: Passed to :func:`gte_rag.qdrant.open_store` (``prefer_grpc``,
             ``shard_number``, ``replication_factor``, ``on_disk``, ``quantization_config``...).
         encoder_options: Passed to :class:`GteEncoder` (``device``, ``dtype``, ``dimension``...).
+        ingest_batch_size: Chunks encoded and upserted per step.
+
+    Raises:
+        ConfigError: an option is invalid (checked before anything is opened or created).
+        CollectionMismatchError: the collection exists and was built with another model
+            or geometry (its data is left untouched).
+        ModelLoadError: ``model`` is not given and the recorded model is not on this machine.
 
     Example:
         >>> from gte_rag import KnowledgeBase
@@ -78,7 +149,7 @@ class KnowledgeBase:
         self,
         location: str | Path | None = None,
         *,
-        model: str | Path = DEFAULT_MODEL,
+        model: str | Path | None = None,
         collection: str = DEFAULT_COLLECTION,
         encoder: GteEncoder | None = None,
         hybrid: HybridConfig | None = None,
@@ -87,64 +158,134 @@ class KnowledgeBase:
         api_key: str | None = None,
         store_options: Mapping[str, Any] | None = None,
         encoder_options: Mapping[str, Any] | None = None,
-        ingest_batch_size: int = 256,
+        ingest_batch_size: int = DEFAULT_INGEST_BATCH,
     ) -> None:
-        if encoder is not None and encoder_options:
-            raise ConfigError("pass either encoder= or encoder_options=, not both")
-        self.encoder = encoder or GteEncoder(model, **dict(encoder_options or {}))
+        # -- every option is checked before anything is opened, loaded or created
+        if encoder is not None and (encoder_options or model is not None):
+            raise ConfigError("pass either encoder= or model=/encoder_options=, not both")
+        if encoder is not None and not isinstance(encoder, GteEncoder):
+            raise ConfigError(f"encoder must be a gte_rag GteEncoder, got {type(encoder).__name__}")
+        if hybrid is not None and not isinstance(hybrid, HybridConfig):
+            raise ConfigError(f"hybrid must be a gte_rag HybridConfig, got {type(hybrid).__name__}")
+        _validate_int("chunk_size", chunk_size, minimum=0)
+        _validate_int("chunk_overlap", chunk_overlap, minimum=0)
+        _validate_int("ingest_batch_size", ingest_batch_size, minimum=1, allow_none=False)
+        CollectionLayout(collection, dense_size=1)  # validates the name
         self.hybrid = hybrid or HybridConfig()
-        if not self.encoder.has_sparse and self.hybrid.mode != "dense":
-            raise ConfigError(f"the encoder has no sparse output, so mode={self.hybrid.mode!r} cannot work; use HybridConfig(mode='dense')")
         self.location = location
-        self.layout = CollectionLayout(
-            collection,
-            dense_size=self.encoder.dimension,
-            sparse_name="sparse" if self.encoder.has_sparse else None,
-            sparse_idf=self.encoder.sparse_mode == "lexical",
-            model_name=self.encoder.spec.hf_id,
-            payload_indexes=DEFAULT_PAYLOAD_INDEXES,
-        )
         options = dict(store_options or {})
-        self.store: QdrantStore = open_store(location, self.layout, api_key=api_key, **options)
+        self._store_args = (location, api_key, options)
+        self._lock = threading.Lock()
+        self._precision_checked = False
+        self._async_store: AsyncQdrantStore | None = None
+        self._closed = False
+
+        # -- the store (no I/O yet); its recorded layout decides the model when none is given
+        probe = CollectionLayout(collection, dense_size=1)
+        self.store: QdrantStore = open_store(location, probe, api_key=api_key, **options)
         try:
+            self._recorded = self._read_recorded(model is None and encoder is None)
+            self.encoder = encoder or self._build_encoder(model, dict(encoder_options or {}))
+            if not self.encoder.has_sparse and self.hybrid.mode != "dense":
+                raise ConfigError(
+                    f"the encoder has no sparse output, so mode={self.hybrid.mode!r} cannot work; "
+                    "use HybridConfig(mode='dense')"
+                )
+            self.chunker = self._make_chunker(chunk_size, chunk_overlap)
+            record = encoder_record(self.encoder)
+            self.layout = CollectionLayout(
+                collection,
+                dense_size=self.encoder.dimension,
+                sparse_name="sparse" if self.encoder.has_sparse else None,
+                sparse_idf=self.encoder.sparse_mode == "lexical",
+                model_name=record["identity"],
+                payload_indexes=DEFAULT_PAYLOAD_INDEXES,
+                encoder=record,
+            )
+            # the backend was opened for the probe layout: bind it to the real one
+            self.store.backend.layout = self.layout
             self.store.ensure_collection()
         except BaseException:
-            self.store.close()  # release the shard so the caller can reopen it correctly
+            self.store.close()  # release the shard (and any temporary directory)
             raise
-        self._async_store: AsyncQdrantStore | None = None
-        self._async_args = (location, api_key, options)
-        self.chunker = self._make_chunker(chunk_size, chunk_overlap)
         self.ingest_batch_size = ingest_batch_size
+
+    # ------------------------------------------------------------------ construction
+    def _read_recorded(self, needed: bool) -> CollectionLayout | None:
+        if not needed:
+            return None
+        return self.store.backend.read_layout()  # type: ignore[no-any-return]
+
+    def _build_encoder(self, model: str | Path | None, options: dict[str, Any]) -> GteEncoder:
+        recorded = self._recorded.encoder_settings if self._recorded is not None else {}
+        if model is not None or not recorded.get("model"):
+            return GteEncoder(model if model is not None else DEFAULT_MODEL, **options)
+        for key in ("dimension", "max_length", "query_instruction", "sparse"):
+            if key in recorded:
+                options.setdefault(key, recorded[key])
+        ref = str(recorded["model"])
+        try:
+            return GteEncoder(ref, **options)
+        except ModelLoadError as exc:
+            raise ModelLoadError(
+                f"collection {self.store.layout.collection!r} at {self.location!r} was built with model {ref!r} "
+                f"(identity {recorded.get('identity')!r}), which cannot be loaded on this machine: {exc} "
+                "Fix: pass model= (a copy of that checkpoint in another directory is recognised by its "
+                "fingerprint), or fetch the model.",
+                model_name=ref,
+            ) from exc
 
     def _make_chunker(self, chunk_size: int | None, chunk_overlap: int | None) -> TokenChunker | None:
         if chunk_size == 0:
             return None
-        room = self.encoder.max_length - 2  # special tokens around each chunk
+        room = int(getattr(self.encoder, "document_token_budget", self.encoder.max_length - 2))  # TODO(encoder)
         size = min(room, DEFAULT_CHUNK_TOKENS) if chunk_size is None else chunk_size
         if size > room:
             raise ConfigError(
-                f"chunk_size={size} exceeds the {room} tokens {self.encoder.model_name} embeds per chunk; "
+                f"chunk_size={size} exceeds the {room} tokens {self.encoder.model_name} embeds per chunk "
+                f"(max_length {self.encoder.max_length} less its special tokens and document prompt); "
                 f"use a value <= {room}"
             )
         overlap = size // 8 if chunk_overlap is None else chunk_overlap
-        return TokenChunker(self.encoder.tokenizer, chunk_size=size, chunk_overlap=overlap)
+        return TokenChunker(self.encoder, chunk_size=size, chunk_overlap=overlap)
 
     @property
     def async_store(self) -> AsyncQdrantStore:
         """The async twin of :attr:`store` (same data)."""
-        if self._async_store is None:
-            location, api_key, options = self._async_args
-            if isinstance(location, str) and location.startswith(("http://", "https://")):
-                self._async_store = open_async_store(location, self.layout, api_key=api_key, **options)
-            else:
-                # embedded engines: share the one open shard / local client through a thread
-                self._async_store = AsyncQdrantStore(backend=_ThreadedBackend(self.store.backend))
-        return self._async_store
+        with self._lock:
+            if self._async_store is None:
+                location, api_key, options = self._store_args
+                if isinstance(location, str) and location.startswith(("http://", "https://")):
+                    self._async_store = open_async_store(location, self.layout, api_key=api_key, **options)
+                else:
+                    # embedded engines: share the one open shard / local client through a thread
+                    self._async_store = AsyncQdrantStore(backend=_ThreadedBackend(self.store.backend))
+            return self._async_store
+
+    def _check_precision(self) -> None:
+        """Warn once when this encoder writes with another precision than the collection's."""
+        if self._precision_checked:
+            return
+        self._precision_checked = True
+        recorded = self._recorded.encoder_settings.get("precision") if self._recorded is not None else None
+        if recorded is None:
+            found = self.store.backend.read_layout()
+            recorded = found.encoder_settings.get("precision") if found is not None else None
+        if recorded and recorded != self.encoder.precision.name:
+            warn_external(
+                f"collection {self.layout.collection!r} was written with precision {recorded!r}; this encoder "
+                f"runs {self.encoder.precision.name!r}, so new vectors differ slightly from the stored ones. "
+                f"Pass encoder_options={{'dtype': {recorded!r}}} to match"
+            )
 
     def _ingestor(self, *, for_async: bool = False) -> Ingestor:
-        # the async store is opened only when async ingest asks for it
-        return Ingestor(self.encoder, self.store, async_store=self.async_store if for_async else None,
-                        chunker=self.chunker, batch_size=self.ingest_batch_size)
+        chunker = self.chunker
+        signature = "whole" if chunker is None else f"tokens:{chunker.chunk_size}:{chunker.chunk_overlap}"
+        return Ingestor(
+            self.encoder, self.store, async_store=self.async_store if for_async else None,
+            chunker=chunker, batch_size=self.ingest_batch_size, chunk_signature=signature,
+            on_write=self._check_precision,
+        )
 
     # ------------------------------------------------------------------ ingest
     def add_texts(
@@ -159,34 +300,243 @@ class KnowledgeBase:
         return self.add_documents(as_source_documents(texts, ids=ids, metadatas=metadatas), show_progress=show_progress)
 
     def add_documents(self, documents: Iterable[Any], *, show_progress: bool = False) -> IngestStats:
-        """Add :class:`SourceDocument`s or LlamaIndex ``Document``s (re-adding an id replaces it)."""
+        """Add :class:`SourceDocument`s or LlamaIndex ``Document``s.
+
+        Re-adding an id replaces the stored version; an unchanged document (same text,
+        metadata and chunking) is not encoded again; an empty one removes the old version.
+        """
         return self._ingestor().ingest(as_source_documents(documents), show_progress=show_progress)
 
-    async def aadd_documents(self, documents: Iterable[Any]) -> IngestStats:
+    async def aadd_documents(self, documents: Iterable[Any], *, show_progress: bool = False) -> IngestStats:
         """Async twin of :meth:`add_documents`."""
-        return await self._ingestor(for_async=True).aingest(as_source_documents(documents))
+        return await self._ingestor(for_async=True).aingest(as_source_documents(documents), show_progress=show_progress)
 
-    def add_files(self, paths: Iterable[str | Path], *, show_progress: bool = False) -> IngestStats:
-        """Add text, markdown and PDF files (directories are walked); the path is the document id."""
-        return self.add_documents(read_files(paths), show_progress=show_progress)
+    def add_files(
+        self, paths: Iterable[str | Path], *, source: str | None = None, show_progress: bool = False
+    ) -> IngestStats:
+        """Add text, markdown and PDF files; a directory is mirrored.
+
+        A directory is a *source*: after the call the knowledge base holds exactly its
+        supported files (deleted or emptied files lose their chunks, changed ones are
+        re-encoded, unchanged ones are skipped), and other sources are untouched. Its
+        documents are named ``<source>:<relative path>``; the default source name is the
+        directory's absolute path (documents are then named by their absolute paths).
+
+        Args:
+            paths: Files or directories.
+            source: Name of the source, for a single directory: a moved folder indexed
+                again under the same name keeps its documents instead of duplicating them.
+            show_progress: A progress bar over documents.
+
+        Raises:
+            ConfigError: a path does not exist, a named file has an unsupported suffix,
+                ``source`` is given with several paths, or two directories overlap.
+        """
+        paths = list(paths)
+        if source is not None and len(paths) != 1:
+            raise ConfigError(f"source={source!r} names one directory; got {len(paths)} paths. Index them one at a time")
+        sources = [read_source(p, source=source) for p in paths]
+        names = [s.name for s in sources if s.name is not None]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"two paths give the same source name: {sorted(names)}; pass them in separate calls")
+        ids = [d.id for s in sources for d in s.documents]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("the paths overlap (a file is reached twice); index each folder once")
+        total = IngestStats()
+        for src in sources:
+            total = total + self._ingestor().ingest(src.documents, show_progress=show_progress, source=src.name)
+        return total
+
+    async def aadd_files(
+        self, paths: Iterable[str | Path], *, source: str | None = None, show_progress: bool = False
+    ) -> IngestStats:
+        """Async twin of :meth:`add_files` (files are read in a worker thread)."""
+        paths = list(paths)
+        if source is not None and len(paths) != 1:
+            raise ConfigError(f"source={source!r} names one directory; got {len(paths)} paths. Index them one at a time")
+        total = IngestStats()
+        for p in paths:
+            src = await asyncio.to_thread(read_source, p, source=source)
+            total = total + await self._ingestor(for_async=True).aingest(src.documents, show_progress=show_progress, source=src.name)
+        return total
+
+    def write(self, records: Sequence[ChunkRecord]) -> list[str]:
+        """Write prepared chunk records as they are (the LlamaIndex store's path); returns their ids."""
+        return self._ingestor().write(records)
+
+    async def awrite(self, records: Sequence[ChunkRecord]) -> list[str]:
+        """Async twin of :meth:`write`."""
+        return await self._ingestor(for_async=True).awrite(records)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Delete every chunk of these documents."""
         self.store.delete_documents(doc_ids)
 
+    async def adelete_documents(self, doc_ids: Sequence[str]) -> None:
+        """Async twin of :meth:`delete_documents`."""
+        await self.async_store.delete_documents(doc_ids)
+
     def delete(self, filter: models.Filter) -> None:
         """Delete the chunks matching a Qdrant filter."""
         self.store.delete(filter)
 
-    def count(self) -> int:
-        """Number of stored chunks."""
-        return self.store.count()
+    async def adelete(self, filter: models.Filter) -> None:
+        """Async twin of :meth:`delete`."""
+        await self.async_store.delete(filter)
+
+    def count(self, filter: models.Filter | None = None) -> int:
+        """Number of stored chunks (matching ``filter``)."""
+        return self.store.count(filter)
+
+    def clear(self) -> None:
+        """Delete every point; the collection and its recorded settings stay."""
+        self.store.ensure_collection(recreate=True)
+
+    async def aclear(self) -> None:
+        """Async twin of :meth:`clear`."""
+        await self.async_store.ensure_collection(recreate=True)
 
     # ------------------------------------------------------------------ query
-    def _resolve(self, hybrid: HybridConfig | None, mode: str | None, fusion: str | None) -> HybridConfig:
+    def _resolve(self, hybrid: HybridConfig | None, mode: str | None, fusion: str | None, alpha: float | None) -> HybridConfig:
         if hybrid is not None and (mode is not None or fusion is not None):
             raise ConfigError("pass either hybrid= or mode=/fusion=, not both")
-        return hybrid or self.hybrid.override(mode=mode, fusion=fusion)
+        config = hybrid or self.hybrid.override(mode=mode, fusion=fusion)
+        if config.mode != "dense" and not self.layout.has_sparse:
+            raise ConfigError(
+                f"mode={config.mode!r} needs sparse vectors, but collection {self.layout.collection!r} has none; "
+                "use mode='dense'"
+            )
+        return config.with_alpha(alpha)
+
+    @staticmethod
+    def id_filter(
+        filter: models.Filter | None = None,
+        *,
+        node_ids: Sequence[str] | None = None,
+        doc_ids: Sequence[str] | None = None,
+    ) -> models.Filter | None:
+        """One filter: ``filter`` AND point id among ``node_ids`` AND document among ``doc_ids``.
+
+        Node ids are mapped to point ids as they were at write time (UUIDs as is, other
+        strings by uuid5), so callers pass the ids they gave.
+        """
+        for name, value in (("node_ids", node_ids), ("doc_ids", doc_ids)):
+            if isinstance(value, str):
+                raise ConfigError(f"{name} must be a list of ids, not a single string")
+        if filter is not None and not isinstance(filter, models.Filter):
+            raise ConfigError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
+        must: list[Any] = []
+        if node_ids is not None:
+            must.append(models.HasIdCondition(has_id=[node_point_id(str(i)) for i in node_ids]))
+        if doc_ids is not None:
+            must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=[str(d) for d in doc_ids])))
+        if not must:
+            return filter
+        if filter is not None:
+            must.append(filter)
+        return models.Filter(must=must)
+
+    def _prepare(
+        self,
+        texts: Sequence[str | None],
+        dense: Sequence[Any] | None,
+        *,
+        top_k: int,
+        config: HybridConfig,
+        filter: models.Filter | None,
+        show_progress: bool = False,
+    ) -> list[_Prepared]:
+        """Encode what the queries need (one batched pass) and fix their store arguments."""
+        if isinstance(texts, str):
+            raise ConfigError("texts must be a list of queries, not a single string; use query() for one")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top_k must be a positive int, got {top_k!r}")
+        n = len(texts)
+        if dense is not None and len(dense) != n:
+            raise ConfigError(f"got {n} queries but {len(dense)} dense vectors")
+        want_sparse = config.mode != "dense"
+        need = [i for i in range(n) if want_sparse or dense is None or dense[i] is None]
+        missing = [i for i in need if texts[i] is None or not str(texts[i]).strip()]
+        if missing:
+            raise ConfigError(
+                f"query {missing[0]} has no text, and a {config.mode} query encodes its text "
+                f"({'the sparse half needs it' if want_sparse else 'no dense vector was given'}); pass the query text"
+            )
+        vectors: dict[int, tuple[Any, Any]] = {}
+        if need:
+            out = self.encoder.encode(
+                [str(texts[i]) for i in need], role="query", return_sparse=want_sparse, show_progress=show_progress
+            )
+            for row, i in enumerate(need):
+                vectors[i] = (out.dense[row], out.sparse[row] if want_sparse and out.sparse else None)
+        prepared = []
+        for i in range(n):
+            d, s = vectors.get(i, (None, None))
+            if dense is not None and dense[i] is not None:
+                d = dense[i]
+            prepared.append(_Prepared(dense=d, sparse=s, top_k=top_k, hybrid=config, filter=filter))
+        return prepared
+
+    def search(
+        self,
+        texts: Sequence[str | None],
+        *,
+        dense: Sequence[Any] | None = None,
+        top_k: int = 5,
+        filter: models.Filter | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
+        alpha: float | None = None,
+        node_ids: Sequence[str] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> list[list[SearchHit]]:
+        """The query core: many queries, one encoder pass, one Qdrant request each, best first.
+
+        Args:
+            texts: Query texts (an entry may be ``None`` when its dense vector is given
+                and the mode is ``dense``).
+            dense: Dense query vectors computed elsewhere, one per query (or ``None`` entries).
+            top_k: Results per query.
+            filter: A Qdrant filter, applied inside every prefetch.
+            mode: ``dense``, ``sparse`` or ``hybrid`` (overrides the default).
+            fusion: ``rrf``, ``dbsf`` or ``weighted`` (overrides the default).
+            hybrid: A whole :class:`HybridConfig` instead of ``mode``/``fusion``.
+            alpha: LlamaIndex's dense/sparse balance; ``0.5`` is the fusion unchanged (see
+                :meth:`HybridConfig.with_alpha`).
+            node_ids: Restrict to these node ids (as given at write time).
+            doc_ids: Restrict to these documents.
+            show_progress: A progress bar over query encoding.
+        """
+        config = self._resolve(hybrid, mode, fusion, alpha)
+        flt = self.id_filter(filter, node_ids=node_ids, doc_ids=doc_ids)
+        prepared = self._prepare(texts, dense, top_k=top_k, config=config, filter=flt, show_progress=show_progress)
+        return [self.store.query(p.dense, p.sparse, top_k=p.top_k, hybrid=p.hybrid, filter=p.filter) for p in prepared]
+
+    async def asearch(
+        self,
+        texts: Sequence[str | None],
+        *,
+        dense: Sequence[Any] | None = None,
+        top_k: int = 5,
+        filter: models.Filter | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
+        alpha: float | None = None,
+        node_ids: Sequence[str] | None = None,
+        doc_ids: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> list[list[SearchHit]]:
+        """Async twin of :meth:`search`: encoding in a worker thread, async store calls."""
+        config = self._resolve(hybrid, mode, fusion, alpha)
+        flt = self.id_filter(filter, node_ids=node_ids, doc_ids=doc_ids)
+        prepared = await asyncio.to_thread(
+            self._prepare, texts, dense, top_k=top_k, config=config, filter=flt, show_progress=show_progress
+        )
+        store = self.async_store
+        return [await store.query(p.dense, p.sparse, top_k=p.top_k, hybrid=p.hybrid, filter=p.filter) for p in prepared]
 
     def query(
         self,
@@ -197,12 +547,13 @@ class KnowledgeBase:
         mode: str | None = None,
         fusion: str | None = None,
         hybrid: HybridConfig | None = None,
+        alpha: float | None = None,
     ) -> list[SearchHit]:
         """Best chunks for a query, in one encoder pass and one Qdrant request.
 
         ``mode``/``fusion`` override the knowledge base's default; ``hybrid`` replaces it.
         """
-        return self.query_many([text], top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid)[0]
+        return self.search([text], top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid, alpha=alpha)[0]
 
     def query_many(
         self,
@@ -216,12 +567,7 @@ class KnowledgeBase:
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
         """:meth:`query` for many queries, encoded in batches."""
-        config = self._resolve(hybrid, mode, fusion)
-        out = self.encoder.encode(list(texts), role="query", return_sparse=config.mode != "dense", show_progress=show_progress)
-        return [
-            self.store.query(out.dense[i], out.sparse[i] if out.sparse else None, top_k=top_k, hybrid=config, filter=filter)
-            for i in range(len(texts))
-        ]
+        return self.search(texts, top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid, show_progress=show_progress)
 
     async def aquery(
         self,
@@ -232,41 +578,69 @@ class KnowledgeBase:
         mode: str | None = None,
         fusion: str | None = None,
         hybrid: HybridConfig | None = None,
+        alpha: float | None = None,
     ) -> list[SearchHit]:
         """Async twin of :meth:`query`: the encoder runs in a thread, the store call is async."""
-        config = self._resolve(hybrid, mode, fusion)
-        out = await asyncio.to_thread(self.encoder.encode, [text], role="query", return_sparse=config.mode != "dense")
-        return await self.async_store.query(
-            out.dense[0], out.sparse[0] if out.sparse else None, top_k=top_k, hybrid=config, filter=filter
-        )
+        hits = await self.asearch([text], top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid, alpha=alpha)
+        return hits[0]
 
-    # ------------------------------------------------------------------ LlamaIndex
-    def as_retriever(self, **kwargs: Any) -> GteHybridRetriever:
-        """A LlamaIndex retriever over this knowledge base."""
-        from ..llama_index import GteHybridRetriever
-
-        return GteHybridRetriever(knowledge_base=self, **kwargs)
-
-    def as_vector_store(self) -> GteVectorStore:
-        """A LlamaIndex vector store over this knowledge base's collection."""
-        from ..llama_index import GteVectorStore
-
-        return GteVectorStore(knowledge_base=self)
-
+    # ------------------------------------------------------------------ lifecycle
     def optimize(self) -> bool:
         """Build the search indexes now (Edge); returns whether anything was done."""
         return self.store.optimize()
 
     def close(self) -> None:
-        """Release the store (a temporary Edge directory is deleted)."""
+        """Release the store and its async twin (a temporary Edge directory is deleted). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            async_store, self._async_store = self._async_store, None
+        if async_store is not None and not isinstance(async_store.backend, _ThreadedBackend):
+            _close_async_elsewhere(async_store)
         self.store.close()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            async_store, self._async_store = self._async_store, None
+        if async_store is not None and not isinstance(async_store.backend, _ThreadedBackend):
+            await async_store.aclose()
+        await asyncio.to_thread(self.store.close)
 
     def __enter__(self) -> KnowledgeBase:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
+
+    async def __aenter__(self) -> KnowledgeBase:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(location={self.location!r}, collection={self.layout.collection!r}, encoder={self.encoder!r})"
+
+
+def _close_async_elsewhere(store: AsyncQdrantStore) -> None:
+    """Close an async client from sync code: on a private loop in a helper thread."""
+
+    def run() -> None:
+        try:
+            asyncio.run(store.aclose())
+        except Exception as exc:  # the sync store is closed regardless; report, do not raise
+            logger.warning("Closing the async Qdrant client failed: %s", exc)
+
+    worker = threading.Thread(target=run, name="gte-rag-aclose")
+    worker.start()
+    worker.join()
 

@@ -28,7 +28,7 @@ class GteHybridRetriever(BaseRetriever):
         filters: LlamaIndex metadata filters applied inside every prefetch.
 
     Example:
-        >>> retriever = kb.as_retriever(similarity_top_k=3)  # doctest: +SKIP
+        >>> retriever = GteHybridRetriever(knowledge_base=kb, similarity_top_k=3)  # doctest: +SKIP
         >>> retriever.retrieve("what do plants produce?")  # doctest: +SKIP
     """
 

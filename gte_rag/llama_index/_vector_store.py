@@ -1,12 +1,15 @@
-"""GteVectorStore: a LlamaIndex vector store on a gte_rag knowledge base (Qdrant)."""
+"""GteVectorStore: a LlamaIndex vector store on a gte_rag knowledge base (Qdrant).
+
+The adapter only converts: nodes to :class:`~gte_rag.kb.ChunkRecord` for the knowledge
+base's one write path, ``VectorStoreQuery`` to one :meth:`~gte_rag.KnowledgeBase.search`
+call, stored payloads back to nodes. Ids, payloads, vectors, alpha, filters and fusion are
+the core's business.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -18,12 +21,12 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
     VectorStoreQueryResult,
 )
-from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from qdrant_client import models
 
 from ..errors import ConfigError
-from ..kb import KnowledgeBase
-from ..qdrant import GTE_RAG_NAMESPACE, HybridConfig, PointRecord, build_payload, point_id
+from ..kb import ChunkRecord, KnowledgeBase
+from ..qdrant import SearchHit, StoredPoint, node_point_id
+from ..qdrant._points import RESERVED_PAYLOAD_KEYS
 from ._embedding import GteEmbedding
 from ._filters import to_qdrant_filter
 from ._nodes import hit_to_node
@@ -35,6 +38,24 @@ _MODES = {
     VectorStoreQueryMode.SPARSE: "sparse",
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
+_PAGE = 256
+
+
+def node_to_record(node: BaseNode) -> ChunkRecord:
+    """The core record of a LlamaIndex node: stored under its own id, text and all."""
+    node_dict = node.to_dict()
+    node_dict["embedding"] = None  # the vector lives in Qdrant, not twice in the payload
+    metadata = {k: v for k, v in (node.metadata or {}).items() if k not in RESERVED_PAYLOAD_KEYS}
+    return ChunkRecord(
+        doc_id=node.ref_doc_id or node.node_id,
+        text=node.get_content(metadata_mode=MetadataMode.NONE),
+        node_id=node.node_id,
+        metadata=metadata,
+        embed_input=node.get_content(metadata_mode=MetadataMode.EMBED),
+        dense=node.embedding,
+        node=node_dict,
+        node_type=node.class_name(),
+    )
 
 
 class GteVectorStore(BasePydanticVectorStore):
@@ -44,6 +65,10 @@ class GteVectorStore(BasePydanticVectorStore):
     base's encoder: the index computes dense vectors through the embedding, and ``add``
     takes the sparse vectors of the same texts from the encoder's cache (no second pass).
     Hybrid queries (``vector_store_query_mode="hybrid"``) are fused inside Qdrant.
+
+    Nodes are stored under their own ``node_id`` (a UUID as is, any other string under a
+    deterministic uuid5, the original kept), and every read returns that id. The payload is
+    LlamaIndex's own layout, so the stock ``QdrantVectorStore`` reads the collection too.
 
     Example:
         >>> kb = KnowledgeBase("./kb")  # doctest: +SKIP
@@ -56,6 +81,7 @@ class GteVectorStore(BasePydanticVectorStore):
 
     stores_text: bool = True
     is_embedding_query: bool = True
+    flat_metadata: bool = False
 
     _kb: KnowledgeBase = PrivateAttr()
 
@@ -90,166 +116,120 @@ class GteVectorStore(BasePydanticVectorStore):
         return GteEmbedding.from_encoder(self._kb.encoder)
 
     # ------------------------------------------------------------------ add
-    def _points(self, nodes: Sequence[BaseNode]) -> list[PointRecord]:
-        enc = self._kb.encoder
-        texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        # One pass for texts without a dense vector; the others hit the encoder cache, filled
-        # when GteEmbedding embedded them, so their sparse vectors cost no second pass.
-        out = enc.encode(texts, role="document", return_sparse=enc.has_sparse)
-        positions: dict[str, list[int]] = defaultdict(list)
-        for i, n in enumerate(nodes):
-            positions[n.ref_doc_id or n.node_id].append(i)
-        chunk_index: dict[int, int] = {}
-        for idxs in positions.values():
-            for rank, i in enumerate(sorted(idxs, key=lambda j: getattr(nodes[j], "start_char_idx", None) or 0)):
-                chunk_index[i] = rank
-        points = []
-        for i, node in enumerate(nodes):
-            doc_id = node.ref_doc_id or node.node_id
-            pid = _node_point_id(node)
-            meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
-            content = meta.pop("_node_content")
-            node_type = meta.pop("_node_type")
-            for key in ("doc_id", "ref_doc_id", "document_id"):
-                meta.pop(key, None)
-            dense = out.dense[i] if node.embedding is None else node.embedding
-            points.append(PointRecord(
-                id=pid,
-                dense=dense,
-                sparse=out.sparse[i] if out.sparse else None,
-                payload=build_payload(
-                    text=node.get_content(), doc_id=doc_id, chunk_index=chunk_index[i],
-                    metadata=meta, node_content=content, node_type=node_type,
-                ),
-            ))
-        return points
-
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        """Upsert nodes (ids derived from document id and position: re-adding is idempotent)."""
-        points = self._points(nodes)
-        self._kb.store.upsert(points)
-        return [p.id for p in points]
+        """Upsert nodes under their own ids; returns exactly those ids, in order."""
+        return self._kb.write([node_to_record(n) for n in nodes])
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Async twin of :meth:`add`: encoding in a thread, the upsert through the async store."""
-        points = await asyncio.to_thread(self._points, nodes)
-        await self._kb.async_store.upsert(points)
-        return [p.id for p in points]
+        return await self._kb.awrite([node_to_record(n) for n in nodes])
 
     # ------------------------------------------------------------------ delete / get
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of a source document."""
-        self._kb.store.delete_documents([ref_doc_id])
+        self._kb.delete_documents([ref_doc_id])
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        await self._kb.async_store.delete_documents([ref_doc_id])
+        """Async twin of :meth:`delete`."""
+        await self._kb.adelete_documents([ref_doc_id])
 
-    def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kw: Any) -> None:
-        """Delete nodes by id and/or metadata filter."""
-        flt = _ids_and_filters(node_ids, filters)
+    def delete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
+    ) -> None:
+        """Delete the nodes with these ids and/or matching these filters (nothing when neither is given)."""
+        flt = _selection(node_ids, filters)
         if flt is not None:
-            self._kb.store.delete(flt)
+            self._kb.delete(flt)
 
-    async def adelete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kw: Any) -> None:
-        flt = _ids_and_filters(node_ids, filters)
+    async def adelete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
+    ) -> None:
+        """Async twin of :meth:`delete_nodes`."""
+        flt = _selection(node_ids, filters)
         if flt is not None:
-            await self._kb.async_store.delete(flt)
+            await self._kb.adelete(flt)
 
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
-        """Nodes by id and/or metadata filter."""
-        flt = _ids_and_filters(node_ids, filters)
+        """Nodes by id (in the order asked) and/or by metadata filter."""
+        if node_ids is not None and filters is None:
+            return _ordered_nodes(node_ids, self._kb.store.retrieve([node_point_id(i) for i in node_ids]))
+        flt = _selection(node_ids, filters)
         nodes: list[BaseNode] = []
         offset = None
         while True:
-            page, offset = self._kb.store.scroll(filter=flt, limit=256, offset=offset)
+            page, offset = self._kb.store.scroll(filter=flt, limit=_PAGE, offset=offset)
             nodes.extend(hit_to_node(p.id, p.payload) for p in page)
             if offset is None:
                 return nodes
 
     async def aget_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
-        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+        """Async twin of :meth:`get_nodes`."""
+        store = self._kb.async_store
+        if node_ids is not None and filters is None:
+            return _ordered_nodes(node_ids, await store.retrieve([node_point_id(i) for i in node_ids]))
+        flt = _selection(node_ids, filters)
+        nodes: list[BaseNode] = []
+        offset = None
+        while True:
+            page, offset = await store.scroll(filter=flt, limit=_PAGE, offset=offset)
+            nodes.extend(hit_to_node(p.id, p.payload) for p in page)
+            if offset is None:
+                return nodes
 
     def clear(self) -> None:
-        """Delete every point of the collection (the collection itself stays)."""
-        self._kb.store.ensure_collection(recreate=True)
+        """Delete every node (the collection and its recorded settings stay)."""
+        self._kb.clear()
 
     async def aclear(self) -> None:
-        await self._kb.async_store.ensure_collection(recreate=True)
+        """Async twin of :meth:`clear`."""
+        await self._kb.aclear()
 
     # ------------------------------------------------------------------ query
-    def _plan(self, query: VectorStoreQuery) -> tuple[Any, Any, int, HybridConfig, models.Filter | None]:
+    @staticmethod
+    def _search_args(query: VectorStoreQuery) -> dict[str, Any]:
         mode = _MODES.get(query.mode)
         if mode is None:
             raise ConfigError(
                 f"vector_store_query_mode={query.mode.value!r} is not supported; use 'default', 'sparse' or 'hybrid'"
             )
-        hybrid = self._kb.hybrid.override(mode=mode)
-        if query.alpha is not None and mode == "hybrid":
-            if hybrid.fusion == "dbsf":
-                raise ConfigError("alpha weights the branches, which DBSF fusion does not take; use fusion 'rrf' or 'weighted'")
-            hybrid = replace(hybrid, dense_weight=float(query.alpha), sparse_weight=1.0 - float(query.alpha))
-        enc = self._kb.encoder
-        dense, sparse = query.query_embedding, None
-        if mode != "dense" or dense is None:
-            if not query.query_str:
-                raise ConfigError(f"a {mode} query needs query_str (the sparse half is computed from the text)")
-            out = enc.encode([query.query_str], role="query", return_sparse=mode != "dense")
-            sparse = out.sparse[0] if out.sparse else None
-            if dense is None:
-                dense = out.dense[0]
-        top_k = (query.hybrid_top_k if mode == "hybrid" else query.sparse_top_k if mode == "sparse" else None) or query.similarity_top_k
-        flt = _ids_and_filters(query.node_ids, query.filters, doc_ids=query.doc_ids)
-        return dense, sparse, top_k, hybrid, flt
+        top_k = (query.hybrid_top_k if mode == "hybrid" else query.sparse_top_k if mode == "sparse" else None)
+        return {
+            "texts": [query.query_str],
+            "dense": [query.query_embedding],
+            "top_k": top_k or query.similarity_top_k,
+            "filter": to_qdrant_filter(query.filters),
+            "mode": mode,
+            "alpha": query.alpha if mode == "hybrid" else None,
+            # LlamaIndex passes [] for "no restriction" (VectorStoreIndex.as_retriever with a text-storing store)
+            "node_ids": query.node_ids or None,
+            "doc_ids": query.doc_ids or None,
+        }
 
     @staticmethod
-    def _result(hits: list[Any]) -> VectorStoreQueryResult:
-        return VectorStoreQueryResult(
-            nodes=[hit_to_node(h.id, h.payload) for h in hits],
-            similarities=[h.score for h in hits],
-            ids=[h.id for h in hits],
-        )
+    def _result(hits: list[SearchHit]) -> VectorStoreQueryResult:
+        nodes = [hit_to_node(h.id, h.payload) for h in hits]
+        return VectorStoreQueryResult(nodes=nodes, similarities=[h.score for h in hits], ids=[n.node_id for n in nodes])
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense, sparse or hybrid search in one Qdrant request."""
-        dense, sparse, top_k, hybrid, flt = self._plan(query)
-        return self._result(self._kb.store.query(dense, sparse, top_k=top_k, hybrid=hybrid, filter=flt))
+        return self._result(self._kb.search(**self._search_args(query))[0])
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Async twin of :meth:`query` (the query encoding runs in a thread when needed)."""
-        dense, sparse, top_k, hybrid, flt = await asyncio.to_thread(self._plan, query)
-        return self._result(await self._kb.async_store.query(dense, sparse, top_k=top_k, hybrid=hybrid, filter=flt))
+        return self._result((await self._kb.asearch(**self._search_args(query)))[0])
 
 
-def _node_point_id(node: BaseNode) -> str:
-    """Deterministic point id: document id + start offset where known, else the node id."""
-    start = getattr(node, "start_char_idx", None)
-    if node.ref_doc_id and start is not None:
-        return point_id(node.ref_doc_id, int(start))
-    try:
-        return str(uuid.UUID(node.node_id))
-    except ValueError:
-        return str(uuid.uuid5(GTE_RAG_NAMESPACE, node.node_id))
-
-
-def _ids_and_filters(
-    node_ids: list[str] | None, filters: MetadataFilters | None, *, doc_ids: list[str] | None = None
-) -> models.Filter | None:
-    must: list[Any] = []
-    if node_ids:
-        must.append(models.HasIdCondition(has_id=[str(uuid.UUID(i)) if _is_uuid(i) else str(uuid.uuid5(GTE_RAG_NAMESPACE, i)) for i in node_ids]))
-    if doc_ids:
-        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids))))
-    translated = to_qdrant_filter(filters)
-    if translated is not None:
-        must.append(translated)
-    if not must:
+def _selection(node_ids: list[str] | None, filters: MetadataFilters | None) -> models.Filter | None:
+    if node_ids is None and filters is None:
         return None
-    return must[0] if len(must) == 1 and isinstance(must[0], models.Filter) else models.Filter(must=must)
+    return KnowledgeBase.id_filter(to_qdrant_filter(filters), node_ids=node_ids)
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+def _ordered_nodes(node_ids: Sequence[str], found: list[StoredPoint]) -> list[BaseNode]:
+    by_point = {p.id: p for p in found}
+    out = []
+    for node_id in node_ids:
+        point = by_point.get(node_point_id(node_id))
+        if point is not None:
+            out.append(hit_to_node(point.id, point.payload))
+    return out

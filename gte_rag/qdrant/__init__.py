@@ -2,7 +2,7 @@
 
 - :class:`CollectionLayout` names the vectors, sizes, distance, IDF modifier, multivector
   and payload indexes; it creates and checks collections.
-- :func:`point_id`, :class:`PointRecord`, :func:`build_payload` build points (pure).
+- :func:`point_id`, :func:`node_point_id`, :class:`PointRecord`, :func:`build_payload` build points (pure).
 - :class:`HybridConfig` + :func:`build_query_plan` build ONE Query API request (pure).
 - :class:`QdrantStore` / :class:`AsyncQdrantStore` do the I/O on Qdrant Edge
   (:class:`EdgeBackend`, in-process) or qdrant-client (:class:`ClientBackend`: a server
@@ -29,6 +29,7 @@ from gte_rag.qdrant._points import (
     SearchHit,
     StoredPoint,
     build_payload,
+    node_point_id,
     point_id,
 )
 from gte_rag.qdrant._query import HybridConfig, QueryPlan, build_query_plan, rank_hits
@@ -65,6 +66,7 @@ __all__ = [
     "check_layout",
     "documents_filter",
     "map_store_errors",
+    "node_point_id",
     "open_async_store",
     "open_store",
     "point_id",

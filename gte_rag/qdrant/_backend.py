@@ -165,6 +165,7 @@ def describe_found_layout(
         multivector_size=multis[mv_name][0] if mv_name else None,
         model_name=rec.get("model_name"),
         payload_indexes=tuple(sorted(dict(indexes).items())),
+        encoder=tuple(sorted(dict(rec.get("encoder") or {}).items())),
     )
 
 

@@ -71,10 +71,15 @@ class CollectionLayout:
         multivector_name: Name of an optional multivector (MAX_SIM comparator), e.g. all
             chunk vectors of a document; ``None`` for none.
         multivector_size: Dimension of each multivector row; defaults to ``dense_size``.
-        model_name: The embedding model the vectors come from, recorded with the
-            collection so that reopening it with another model is detected.
+        model_name: Identity of the embedding model the vectors come from (a hub id, or
+            the ``sha256:`` fingerprint of a checkpoint directory, never a path), recorded
+            with the collection so that reopening it with another model is detected.
         payload_indexes: ``{field: type}`` or pairs; types are ``keyword``, ``integer``,
             ``float``, ``text``, ``bool``, ``datetime``, ``uuid``. Stored sorted by field.
+        encoder: How the vectors were computed (``{setting: JSON value}`` or pairs: the
+            model to load, pooling, prompts, max length, sparse mode, precision...),
+            recorded so a collection can be reopened without repeating the model. Not
+            part of the geometry check. Stored sorted by key.
 
     Example:
         >>> layout = CollectionLayout("docs", dense_size=768, model_name="gte-multilingual-base")
@@ -94,6 +99,7 @@ class CollectionLayout:
     payload_indexes: tuple[tuple[str, PayloadIndexType], ...] = field(
         default=DEFAULT_PAYLOAD_INDEXES
     )
+    encoder: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.collection or not isinstance(self.collection, str):
@@ -138,6 +144,8 @@ class CollectionLayout:
                 )
             indexes[str(name)] = kind
         object.__setattr__(self, "payload_indexes", tuple(sorted(indexes.items())))
+        record = self.encoder.items() if isinstance(self.encoder, Mapping) else self.encoder
+        object.__setattr__(self, "encoder", tuple(sorted((str(k), v) for k, v in record)))
 
     @property
     def has_sparse(self) -> bool:
@@ -153,6 +161,7 @@ class CollectionLayout:
         """Serialize to a JSON-compatible dict (stored with the collection)."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["payload_indexes"] = dict(self.payload_indexes)
+        out["encoder"] = dict(self.encoder)
         out["format_version"] = LAYOUT_FORMAT_VERSION
         return out
 
@@ -161,9 +170,15 @@ class CollectionLayout:
         """Rebuild a layout from :meth:`to_dict` output; unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        if isinstance(kwargs.get("payload_indexes"), Mapping):
-            kwargs["payload_indexes"] = tuple(kwargs["payload_indexes"].items())
+        for key in ("payload_indexes", "encoder"):
+            if isinstance(kwargs.get(key), Mapping):
+                kwargs[key] = tuple(kwargs[key].items())
         return cls(**kwargs)
+
+    @property
+    def encoder_settings(self) -> dict[str, Any]:
+        """The recorded encoder settings as a dict (empty when none were recorded)."""
+        return dict(self.encoder)
 
     def geometry_differences(self, other: CollectionLayout) -> list[str]:
         """Names of the fields that make ``other`` incompatible with this layout.
@@ -189,7 +204,7 @@ def format_layouts_side_by_side(
     """Render both layouts as a table, marking the differing rows with ``*``."""
     rows = [("", "field", "expected", "found")]
     for f in fields(expected):
-        if f.name == "collection":
+        if f.name in ("collection", "encoder"):
             continue
         mark = "*" if f.name in differing else " "
         rows.append((mark, f.name, _fmt(getattr(expected, f.name)), _fmt(getattr(found, f.name))))

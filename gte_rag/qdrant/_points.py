@@ -1,9 +1,14 @@
 """Pure point builders: deterministic ids, point records, LlamaIndex-compatible payloads.
 
-Ids are ``uuid5(GTE_RAG_NAMESPACE, f"{doc_id}#{chunk_index}")``, so re-ingesting a
-document (after an interrupted run, or an unchanged re-run) overwrites the same points
-instead of duplicating them. Both Qdrant engines accept UUID strings; Edge and local mode
-reject other strings.
+Two kinds of ids, both deterministic:
+
+- chunks cut by the knowledge base: ``uuid5(GTE_RAG_NAMESPACE, f"{doc_id}#{chunk_index}")``
+  (:func:`point_id`), so re-ingesting a document overwrites the same points;
+- nodes that arrive with their own id (LlamaIndex): the node id itself when it is a UUID,
+  otherwise ``uuid5(GTE_RAG_NAMESPACE, "node:" + node_id)`` (:func:`node_point_id`); the
+  original id is kept in the payload (``_node_id``) so reads return the caller's id.
+
+Both Qdrant engines accept UUID strings; Edge and local mode reject other strings.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ __all__ = [
     "SearchHit",
     "StoredPoint",
     "build_payload",
+    "node_point_id",
     "point_id",
 ]
 
@@ -35,7 +41,7 @@ GTE_RAG_NAMESPACE = uuid.UUID("5d0c6f4e-3b7a-5c59-9a57-6774652d7261")
 """Fixed namespace of the project's uuid5 point ids. Never change it: ids would move."""
 
 RESERVED_PAYLOAD_KEYS = frozenset(
-    {"text", "chunk_index", "doc_id", "ref_doc_id", "document_id", "_node_content", "_node_type"}
+    {"text", "chunk_index", "doc_id", "ref_doc_id", "document_id", "_node_content", "_node_type", "_node_id"}
 )
 """Top-level payload keys written by :func:`build_payload`; metadata must not reuse them."""
 
@@ -62,6 +68,26 @@ def point_id(doc_id: str, chunk_index: int) -> str:
     if chunk_index < -1:
         raise ConfigError(f"chunk_index must be >= -1, got {chunk_index}")
     return str(uuid.uuid5(GTE_RAG_NAMESPACE, f"{doc_id}#{int(chunk_index)}"))
+
+
+def node_point_id(node_id: str) -> str:
+    """Point id of a node that has its own id (LlamaIndex ``node_id``).
+
+    A UUID is used as is (canonical form); any other string maps to a uuid5 in the
+    project's namespace, the same on every run and machine.
+
+    Example:
+        >>> node_point_id("2c4b5d0e-0c1f-4b8e-9f3a-1d2e3f4a5b6c")
+        '2c4b5d0e-0c1f-4b8e-9f3a-1d2e3f4a5b6c'
+        >>> node_point_id("doc-1_chunk-3") == node_point_id("doc-1_chunk-3")
+        True
+    """
+    if not isinstance(node_id, str) or not node_id:
+        raise ConfigError(f"node id must be a non-empty string, got {node_id!r}")
+    try:
+        return str(uuid.UUID(node_id))
+    except ValueError:
+        return str(uuid.uuid5(GTE_RAG_NAMESPACE, "node:" + node_id))
 
 
 def _as_float_list(vector: Any, what: str) -> list[float]:
@@ -131,10 +157,11 @@ def build_payload(
     *,
     text: str,
     doc_id: str,
-    chunk_index: int,
+    chunk_index: int | None,
     metadata: Mapping[str, Any] | None = None,
     node_content: str | None = None,
     node_type: str = "TextNode",
+    node_id: str | None = None,
 ) -> dict[str, Any]:
     """Build a payload that LlamaIndex can read back and Qdrant can filter on.
 
@@ -142,16 +169,18 @@ def build_payload(
     level, ``_node_content`` (the node as JSON, given by the caller), ``_node_type``, and
     the source id under ``doc_id``, ``ref_doc_id`` and ``document_id``. In addition the
     chunk text is kept in the top-level ``text`` field (so text filters and text indexes
-    work) and the chunk position in ``chunk_index``.
+    work), the chunk position in ``chunk_index`` and the caller's node id in ``_node_id``.
 
     Args:
         text: The chunk text.
         doc_id: The source document id.
-        chunk_index: Position of the chunk in its document.
+        chunk_index: Position of the chunk in its document; ``None`` for nodes whose
+            position the caller does not give (LlamaIndex nodes).
         metadata: Flat, JSON-compatible metadata; must not use a reserved key.
-        node_content: The LlamaIndex node serialized to JSON, or ``None`` to omit it
-            (and ``_node_type``).
+        node_content: The LlamaIndex node serialized to JSON (text included, so stock
+            LlamaIndex readers rebuild it whole), or ``None`` to omit it (and ``_node_type``).
         node_type: LlamaIndex class name of the node, stored as ``_node_type``.
+        node_id: The caller's node id, or ``None`` when the point id is the node id.
 
     Returns:
         A new dict.
@@ -164,11 +193,14 @@ def build_payload(
         payload[str(key)] = value
     reserved: dict[str, Any] = {
         "text": text,
-        "chunk_index": int(chunk_index),
         "doc_id": doc_id,
         "ref_doc_id": doc_id,
         "document_id": doc_id,
     }
+    if chunk_index is not None:
+        reserved["chunk_index"] = int(chunk_index)
+    if node_id is not None:
+        reserved["_node_id"] = node_id
     if node_content is not None:
         reserved["_node_content"] = node_content
         reserved["_node_type"] = node_type

@@ -125,6 +125,44 @@ class HybridConfig:
             fusion=self.fusion if fusion is None else fusion,  # type: ignore[arg-type]
         )
 
+    def with_alpha(self, alpha: float | None) -> HybridConfig:
+        """A copy that leans towards the dense (``alpha`` -> 1) or sparse (-> 0) branch.
+
+        LlamaIndex's ``alpha`` convention, mapped so that ``0.5`` changes nothing: plain RRF
+        with ``k`` unchanged, the mGTE ``1.0 / 0.1`` ratio under ``weighted`` (or the
+        configured weights). Between the ends, the branch weights are scaled by ``2 * alpha``
+        and ``2 * (1 - alpha)``; ``0`` and ``1`` query one branch only (``sparse`` /
+        ``dense`` mode). ``None`` returns the config unchanged.
+
+        Raises:
+            ConfigError: ``alpha`` is outside ``[0, 1]``, or it is neither 0, 0.5 nor 1
+                under DBSF (which takes no weights).
+
+        Example:
+            >>> HybridConfig().with_alpha(0.5).weights
+            (1.0, 1.0)
+            >>> HybridConfig(fusion="weighted").with_alpha(0.75).weights
+            (1.5, 0.05)
+        """
+        if alpha is None:
+            return self
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+            raise ConfigError(f"alpha must be a number in [0, 1] (1 = dense only, 0 = sparse only), got {alpha!r}")
+        from dataclasses import replace
+
+        alpha = float(alpha)
+        if self.mode != "hybrid" or alpha == 0.5:
+            return self
+        if alpha in (0.0, 1.0):
+            return replace(self, mode="dense" if alpha == 1.0 else "sparse")
+        if self.fusion == "dbsf":
+            raise ConfigError(
+                f"alpha={alpha} weights the branches, which DBSF fusion does not take; "
+                "use fusion='rrf' or 'weighted', or alpha 0, 0.5 or 1"
+            )
+        dense, sparse = self.weights
+        return replace(self, dense_weight=2.0 * alpha * dense, sparse_weight=2.0 * (1.0 - alpha) * sparse)
+
     def resolve_prefetch_limit(self, top_k: int) -> int:
         """Candidates per branch for a query returning ``top_k`` points."""
         if self.prefetch_limit is not None:

@@ -22,8 +22,8 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def encoder(legacy_tiny: Path) -> GteEncoder:
-    return GteEncoder(legacy_tiny / "embedder", device="cpu")
+def encoder(tiny_embedder: Path) -> GteEncoder:
+    return GteEncoder(tiny_embedder, device="cpu")
 
 
 @pytest.fixture(params=["edge", "local"])
@@ -85,7 +85,9 @@ def test_hybrid_retriever_sync_and_async(kb: KnowledgeBase) -> None:
         assert nodes[0].score >= nodes[1].score
         anodes = asyncio.run(retriever.aretrieve("Plants create oxygen"))
         assert [n.node.node_id for n in anodes] == [n.node.node_id for n in nodes]
-    filtered = kb.as_retriever(filters=MetadataFilters(filters=[MetadataFilter(key="topic", value="cs")])).retrieve("Plants")
+    filtered = GteHybridRetriever(
+        knowledge_base=kb, filters=MetadataFilters(filters=[MetadataFilter(key="topic", value="cs")])
+    ).retrieve("Plants")
     assert {n.node.metadata["topic"] for n in filtered} == {"cs"}
     with pytest.raises(ConfigError, match="similarity_top_k"):
         GteHybridRetriever(knowledge_base=kb, similarity_top_k=0)
