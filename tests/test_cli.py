@@ -21,13 +21,13 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
         assert block.splitlines()[3].split()[2] == doc
 
 
-def test_index_and_query(tmp_path: Path, legacy_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_index_and_query(tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "plants.md").write_text("Plants create oxygen through photosynthesis.")
     (docs / "rust.txt").write_text("Rust is a systems programming language focused on memory safety.")
     kb = str(tmp_path / "kb")
-    model = str(legacy_tiny / "embedder")
+    model = str(tiny_embedder)
     assert main(["index", str(docs), "--kb", kb, "--model", model]) == 0
     assert main(["query", "Plants create oxygen through photosynthesis.", "--kb", kb, "--model", model, "--top-k", "1"]) == 0
     out = capsys.readouterr().out
@@ -37,7 +37,7 @@ def test_index_and_query(tmp_path: Path, legacy_tiny: Path, capsys: pytest.Captu
     assert "model_name" in capsys.readouterr().err
 
 
-def test_eval_writes_the_three_metrics(tmp_path: Path, legacy_tiny: Path) -> None:
+def test_eval_writes_the_three_metrics(tmp_path: Path, tiny_embedder: Path, tiny_reranker: Path) -> None:
     ds = tmp_path / "tiny-beir"
     ds.mkdir()
     corpus = {"d1": "Plants create oxygen through photosynthesis.", "d2": "Rust is a systems programming language.",
@@ -47,21 +47,62 @@ def test_eval_writes_the_three_metrics(tmp_path: Path, legacy_tiny: Path) -> Non
     (ds / "queries.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v}) for k, v in queries.items()))
     (ds / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
     out = tmp_path / "m.json"
-    model = str(legacy_tiny / "embedder")
+    model = str(tiny_embedder)
     assert main(["eval", str(ds), "--model", model, "--mode", "hybrid", "--fusion", "weighted", "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert {"ndcg@10", "recall@100", "mrr@10"} <= set(metrics)
     assert metrics["mrr@10"] == pytest.approx(1.0)  # each query's own text is in the corpus
-    assert main(["eval", str(ds), "--model", model, "--mode", "dense", "--rerank", str(legacy_tiny / "reranker"),
+    assert main(["eval", str(ds), "--model", model, "--mode", "dense", "--rerank", str(tiny_reranker),
                  "--rerank-top-k", "3", "--json", str(out), "--dtype", "float32", "--device", "cpu"]) == 0
     metrics = json.loads(out.read_text())
     assert set(metrics["systems"]) == {"dense", "dense+rerank"}
     assert metrics["precision"] == "float32"
 
 
-def test_bad_dtype_is_a_clear_error(tmp_path: Path, legacy_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_dtype_is_a_clear_error(tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     docs = tmp_path / "a.txt"
     docs.write_text("Plants create oxygen through photosynthesis.")
     kb = tmp_path / "kb"
-    assert main(["index", str(docs), "--kb", str(kb), "--model", str(legacy_tiny / "embedder"), "--dtype", "int4"]) == 2
+    assert main(["index", str(docs), "--kb", str(kb), "--model", str(tiny_embedder), "--dtype", "int4"]) == 2
     assert "dtype='int4'" in capsys.readouterr().err
+
+
+def test_index_mirrors_the_folder_and_query_uses_the_recorded_model(
+    tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "plants.md").write_text("Plants create oxygen through photosynthesis.")
+    (docs / "rust.txt").write_text("Rust is a systems programming language focused on memory safety.")
+    (docs / "paris.txt").write_text("The Eiffel tower stands in Paris.")
+    kb = str(tmp_path / "kb")
+    assert main(["index", str(docs), "--kb", kb, "--model", str(tiny_embedder), "--source", "docs"]) == 0
+    first = capsys.readouterr().out
+    header, _, row = first.strip().splitlines()[-3:]
+    assert header.split()[:4] == ["added", "updated", "unchanged", "removed"] and row.split()[:4] == ["3", "0", "0", "0"]
+    (docs / "rust.txt").unlink()
+    (docs / "paris.txt").write_text("")
+    # no --model: the knowledge base reopens with the model it was built with
+    assert main(["index", str(docs), "--kb", kb, "--source", "docs"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[:4] == ["0", "0", "1", "2"]
+    assert main(["query", "Rust memory safety", "--kb", kb, "--top-k", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "rust.txt" not in out and "paris.txt" not in out and "plants.md" in out
+
+
+def test_query_names_a_recorded_model_that_is_gone(tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    model = tmp_path / "model-copy"
+    shutil.copytree(tiny_embedder, model)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Plants create oxygen.")
+    kb = str(tmp_path / "kb")
+    assert main(["index", str(docs), "--kb", kb, "--model", str(model)]) == 0
+    shutil.rmtree(model)
+    capsys.readouterr()
+    assert main(["query", "oxygen", "--kb", kb]) == 2
+    err = capsys.readouterr().err
+    assert "model-copy" in err and "pass model=" in err

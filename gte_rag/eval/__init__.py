@@ -22,11 +22,11 @@ from gte_rag.eval._metrics import (
 from gte_rag.eval._report import REPORTED_PACKAGES, format_comparison, run_metadata
 
 __all__ = [
-    "DEFAULT_METRICS",
-    "REPORTED_PACKAGES",
     "BeirDataset",
     "BeirDocument",
+    "DEFAULT_METRICS",
     "Qrels",
+    "REPORTED_PACKAGES",
     "Run",
     "evaluate_run",
     "evaluate_run_per_query",

@@ -553,10 +553,10 @@ def _documents_filter(doc_ids: Sequence[str]) -> models.Filter:
 
 def _stale_filter(keep: Mapping[str, Sequence[str]]) -> models.Filter:
     """Points of these documents other than the ones the new versions write."""
-    clauses = []
+    clauses: list[Any] = []
     for doc_id, ids in keep.items():
         doc = models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
-        not_kept = [models.HasIdCondition(has_id=list(ids))] if ids else None
+        not_kept: list[Any] | None = [models.HasIdCondition(has_id=list(ids))] if ids else None
         clauses.append(models.Filter(must=[doc], must_not=not_kept))
     return models.Filter(should=clauses)
 

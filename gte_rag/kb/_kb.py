@@ -25,7 +25,7 @@ from qdrant_client import models
 
 from .._runtime import warn_external
 from ..embed import DEFAULT_MODEL, GteEncoder
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError, StoreError
 from ..models import checkpoint_identity
 from ..qdrant import (
     AsyncEdgeBackend,
@@ -230,8 +230,8 @@ class KnowledgeBase:
             raise ModelLoadError(
                 f"collection {self.store.layout.collection!r} at {self.location!r} was built with model {ref!r} "
                 f"(identity {recorded.get('identity')!r}), which cannot be loaded on this machine: {exc} "
-                "Fix: pass model= (a copy of that checkpoint in another directory is recognised by its "
-                "fingerprint), or fetch the model.",
+                "Fix: pass model= (--model on the command line; a copy of that checkpoint in another "
+                "directory is recognised by its fingerprint), or fetch the model.",
                 model_name=ref,
             ) from exc
 
@@ -251,8 +251,10 @@ class KnowledgeBase:
 
     @property
     def async_store(self) -> AsyncQdrantStore:
-        """The async twin of :attr:`store` (same data)."""
+        """The async twin of :attr:`store` (same data), opened on first use; closed with the knowledge base."""
         with self._lock:
+            if self._closed:
+                raise StoreError(f"knowledge base {self.location!r} is closed", collection=self.layout.collection)
             if self._async_store is None:
                 location, api_key, options = self._store_args
                 if isinstance(location, str) and location.startswith(("http://", "https://")):

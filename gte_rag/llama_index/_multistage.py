@@ -27,7 +27,7 @@ from ._reranker import with_metadata
 
 dispatcher = get_dispatcher(__name__)
 
-__all__ = ["STAGE_SCORES_KEY", "STAGE_SECONDS_KEY", "GteMultiStageReranker", "RerankStage"]
+__all__ = ["GteMultiStageReranker", "RerankStage", "STAGE_SCORES_KEY", "STAGE_SECONDS_KEY"]
 
 STAGE_SCORES_KEY = "rerank_stage_scores"
 STAGE_SECONDS_KEY = "rerank_stage_seconds"

@@ -27,7 +27,7 @@ from ..rerank import DEFAULT_RERANKER, GteCrossEncoder, PairScorer
 
 dispatcher = get_dispatcher(__name__)
 
-__all__ = ["DEFAULT_TOP_N", "RETRIEVAL_SCORE_KEY", "GteReranker"]
+__all__ = ["DEFAULT_TOP_N", "GteReranker", "RETRIEVAL_SCORE_KEY"]
 
 DEFAULT_TOP_N = 5
 RETRIEVAL_SCORE_KEY = "retrieval_score"

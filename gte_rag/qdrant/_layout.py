@@ -99,7 +99,7 @@ class CollectionLayout:
     payload_indexes: tuple[tuple[str, PayloadIndexType], ...] = field(
         default=DEFAULT_PAYLOAD_INDEXES
     )
-    encoder: tuple[tuple[str, Any], ...] = ()
+    encoder: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
 
     def __post_init__(self) -> None:
         if not self.collection or not isinstance(self.collection, str):

@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "configure_scorer",
     "PairScorer",
-    "ScorerSettings",
     "RerankResult",
+    "ScorerSettings",
     "check_pairs",
     "check_positive",
     "check_query_documents",
+    "configure_scorer",
     "longest_first",
     "rank_scores",
 ]

@@ -67,14 +67,6 @@ def test_hybrid_scores(encoded: Any, legacy_expected: dict[str, Any]) -> None:
         assert dense * 1.0 + lexical * 0.1 == pytest.approx(case["hybrid"], abs=TOL)
 
 
-def test_padded_batch_equals_one_at_a_time(legacy_tiny: Path, legacy_expected: dict[str, Any]) -> None:
-    texts = legacy_expected["texts"][:8]
-    enc = GteEncoder(legacy_tiny / "embedder", batch_size=8, cache_size=0, dtype="float32")
-    batched = enc.encode(texts).dense
-    single = np.stack([enc.encode([t]).dense[0] for t in texts])
-    np.testing.assert_allclose(batched, single, atol=TOL, rtol=0)
-
-
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_dense_only_calls_skip_the_last_layers_other_positions(
     legacy_tiny: Path, legacy_expected: dict[str, Any], batch_size: int

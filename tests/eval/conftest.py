@@ -16,6 +16,9 @@ def _data_dir() -> Path:
     override = os.environ.get(DATA_DIR_ENV)
     if override:
         return Path(override)
+    shared = os.environ.get("GTE_RAG_SHARED_DIR")
+    if shared:
+        return Path(shared) / "data"
     # tests/eval/conftest.py -> the folder beside the checkout
     return Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -25,7 +28,7 @@ def data_dir() -> Path:
     path = _data_dir()
     if not path.is_dir():
         pytest.skip(
-            f"evaluation data not found at {path}; set {DATA_DIR_ENV} to the folder that "
+            f"needs ../shared/data (real data sets); not found at {path}; set {DATA_DIR_ENV} to the folder that "
             "holds scifact/ and cranfield/"
         )
     return path
@@ -34,7 +37,7 @@ def data_dir() -> Path:
 def _dataset_dir(data_dir: Path, name: str) -> Path:
     path = data_dir / name
     if not (path / "corpus.jsonl").is_file():
-        pytest.skip(f"{name} not found under {data_dir} (no {path / 'corpus.jsonl'})")
+        pytest.skip(f"needs ../shared/data (real data sets); {name} not found under {data_dir} (no {path / 'corpus.jsonl'})")
     return path
 
 

@@ -23,8 +23,8 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def encoder(legacy_tiny: Path) -> GteEncoder:
-    return GteEncoder(legacy_tiny / "embedder", device="cpu")
+def encoder(tiny_embedder: Path) -> GteEncoder:
+    return GteEncoder(tiny_embedder, device="cpu")
 
 
 @pytest.fixture(params=["edge", "local"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,32 @@ def encoder(tiny_embedder: Path) -> GteEncoder:
     return GteEncoder(tiny_embedder, device="cpu", dtype="float32")
 
 
-@pytest.fixture(params=["edge", "local"])
+SERVER_URL = os.environ.get("GTE_RAG_QDRANT_URL")
+LOCATIONS = [
+    "edge",
+    "local",
+    pytest.param("server", marks=[pytest.mark.qdrant_server,
+                                  pytest.mark.skipif(not SERVER_URL, reason="GTE_RAG_QDRANT_URL is not set")]),
+]
+
+
+@pytest.fixture
+def collection() -> Any:
+    """A collection name of this test's own (a server is shared); dropped afterwards on a server."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    if SERVER_URL:
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(url=SERVER_URL)
+        if client.collection_exists(name):
+            client.delete_collection(name)
+        client.close()
+
+
+@pytest.fixture(params=LOCATIONS)
 def location(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    return tmp_path / "kb" if request.param == "edge" else ":memory:"
+    return {"edge": tmp_path / "kb", "local": ":memory:", "server": SERVER_URL}[request.param]
 
 
 def _docs_of(kb: KnowledgeBase) -> set[str]:
@@ -52,10 +77,10 @@ FILES = {
 }
 
 
-def test_reindexing_a_folder_mirrors_it(location: Any, encoder: GteEncoder, tmp_path: Path) -> None:
+def test_reindexing_a_folder_mirrors_it(location: Any, collection: str, encoder: GteEncoder, tmp_path: Path) -> None:
     folder = _folder(tmp_path / "docs", FILES)
     other = _folder(tmp_path / "other", {"plants.md": "Rivers and mountains shape the land."})
-    with KnowledgeBase(location, encoder=encoder, chunk_size=32, chunk_overlap=4) as kb:
+    with KnowledgeBase(location, collection=collection, encoder=encoder, chunk_size=32, chunk_overlap=4) as kb:
         first = kb.add_files([folder, other])
         assert (first.added, first.updated, first.unchanged, first.removed) == (4, 0, 0, 0)
         # two folders with the same relative file name do not collide
@@ -81,9 +106,9 @@ def test_reindexing_a_folder_mirrors_it(location: Any, encoder: GteEncoder, tmp_
         assert (same.unchanged, same.added, same.updated, same.removed) == (1, 0, 0, 0) and calls == []
 
 
-def test_a_named_source_survives_a_move(location: Any, encoder: GteEncoder, tmp_path: Path) -> None:
+def test_a_named_source_survives_a_move(location: Any, collection: str, encoder: GteEncoder, tmp_path: Path) -> None:
     folder = _folder(tmp_path / "handbook", FILES)
-    with KnowledgeBase(location, encoder=encoder) as kb:
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
         kb.add_files([folder], source="handbook")
         before = kb.count()
         moved = tmp_path / "elsewhere" / "handbook-copy"
@@ -98,10 +123,10 @@ def test_a_named_source_survives_a_move(location: Any, encoder: GteEncoder, tmp_
             kb.add_files([moved, tmp_path], source="handbook")
 
 
-def test_unchanged_documents_are_not_reencoded_and_an_interrupted_one_is(location: Any, encoder: GteEncoder) -> None:
+def test_unchanged_documents_are_not_reencoded_and_an_interrupted_one_is(location: Any, collection: str, encoder: GteEncoder) -> None:
     long_text = " ".join(f"Sentence number {i} talks about rivers and mountains." for i in range(40))
     docs = [SourceDocument("a", "Plants create oxygen."), SourceDocument("long", long_text)]
-    with KnowledgeBase(location, encoder=encoder, chunk_size=16, chunk_overlap=2) as kb:
+    with KnowledgeBase(location, collection=collection, encoder=encoder, chunk_size=16, chunk_overlap=2) as kb:
         kb.add_documents(docs)
         n = kb.count()
         # simulate a run that stopped after the first chunks of "long": its last chunk is missing
@@ -115,8 +140,8 @@ def test_unchanged_documents_are_not_reencoded_and_an_interrupted_one_is(locatio
         assert kb.count() == n
 
 
-def test_empty_documents_are_skipped_counted_and_replace_the_old_version(location: Any, encoder: GteEncoder) -> None:
-    with KnowledgeBase(location, encoder=encoder) as kb:
+def test_empty_documents_are_skipped_counted_and_replace_the_old_version(location: Any, collection: str, encoder: GteEncoder) -> None:
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
         kb.add_documents([SourceDocument("x", "Plants create oxygen."), SourceDocument("y", "Rust is safe.")])
         stats = kb.add_documents([SourceDocument("x", "   "), SourceDocument("z", ""), SourceDocument("w", "Paris.")])
         assert (stats.skipped_empty, stats.removed, stats.added) == (2, 1, 1)
@@ -183,10 +208,10 @@ def test_rejected_options_leave_nothing_behind(tmp_path: Path, encoder: GteEncod
         assert kb.count() == 0
 
 
-def test_alpha_half_is_the_fusion_unchanged(location: Any, encoder: GteEncoder) -> None:
+def test_alpha_half_is_the_fusion_unchanged(location: Any, collection: str, encoder: GteEncoder) -> None:
     texts = ["Plants create oxygen.", "Rust is a systems language.", "Paris is the capital of France.",
              "Rivers and mountains.", "Oxygen in rivers."]
-    with KnowledgeBase(location, encoder=encoder) as kb:
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
         kb.add_texts(texts)
         q = "oxygen rivers"
         for fusion in ("rrf", "weighted"):
@@ -208,3 +233,25 @@ def test_alpha_half_is_the_fusion_unchanged(location: Any, encoder: GteEncoder) 
             kb.query(q, alpha=1.5)
         with pytest.raises(ConfigError, match="DBSF"):
             kb.query(q, fusion="dbsf", alpha=0.3)
+
+
+def test_async_with_and_close_release_both_stores(location: Any, collection: str, encoder: GteEncoder) -> None:
+    import asyncio
+
+    from gte_rag.errors import StoreError
+
+    async def run() -> KnowledgeBase:
+        async with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
+            await kb.aadd_documents([SourceDocument("a", "Plants create oxygen.")])
+            assert (await kb.aquery("oxygen", top_k=1))[0].payload["doc_id"] == "a"
+        return kb
+
+    kb = asyncio.run(run())
+    with pytest.raises(StoreError):
+        kb.query("oxygen")
+    with pytest.raises(StoreError):
+        asyncio.run(kb.aquery("oxygen"))
+    kb.close()  # idempotent
+    if location != ":memory:":
+        with KnowledgeBase(location, collection=collection, encoder=encoder) as again:  # the shard was released
+            assert again.count() == 1

@@ -8,6 +8,7 @@ and the stock ``QdrantVectorStore`` reading what we write.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,22 @@ def encoder(tiny_embedder: Path) -> GteEncoder:
     return GteEncoder(tiny_embedder, device="cpu", dtype="float32")
 
 
-@pytest.fixture(params=["edge", "local"])
+SERVER_URL = os.environ.get("GTE_RAG_QDRANT_URL")
+
+
+@pytest.fixture(params=[
+    "edge",
+    "local",
+    pytest.param("server", marks=[pytest.mark.qdrant_server,
+                                  pytest.mark.skipif(not SERVER_URL, reason="GTE_RAG_QDRANT_URL is not set")]),
+])
 def store(request: pytest.FixtureRequest, encoder: GteEncoder, tmp_path: Path) -> Any:
-    location = tmp_path / "kb" if request.param == "edge" else ":memory:"
-    with KnowledgeBase(location, encoder=encoder) as kb:
+    location = {"edge": tmp_path / "kb", "local": ":memory:", "server": SERVER_URL}[request.param]
+    collection = f"t{uuid.uuid4().hex[:10]}"
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
         yield GteVectorStore(knowledge_base=kb)
+        if request.param == "server":
+            kb.store.backend.drop_collection()
 
 
 def _embedded(store: GteVectorStore, nodes: list[BaseNode]) -> list[BaseNode]:

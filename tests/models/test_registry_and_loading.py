@@ -75,30 +75,42 @@ def test_missing_directory() -> None:
         resolve_checkpoint("./does/not/exist")
 
 
-def test_original_config_translation(legacy_tiny: Path) -> None:
-    cfg = load_config(legacy_tiny / "embedder")
+def test_original_config_translation(tmp_path: Path, tiny_original_gte: Path) -> None:
+    raw = json.loads((tiny_original_gte / "config.json").read_text())
+    assert raw["model_type"] == "new"
+    # gte-multilingual-base's RoPE: NTK scaling by 8 over theta 20000
+    raw.update(rope_theta=20000.0, rope_scaling={"type": "ntk", "factor": 8.0})
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    cfg = load_config(tmp_path)
     assert cfg.model_type == "gte"
+    assert (cfg.hidden_size, cfg.num_attention_heads, cfg.num_hidden_layers) == (32, 4, 2)
+    assert cfg.pad_token_id == raw["pad_token_id"] and cfg.max_position_embeddings == 1024
     rope = cfg.rope_parameters
     assert rope["rope_type"] == "linear"
     assert rope["rope_theta"] == pytest.approx(20000.0 * 8.0)
-    assert rope["factor"] == pytest.approx(8.0 ** (2 / 16))
+    assert rope["factor"] == pytest.approx(8.0 ** (2 / 8))  # head_dim 32 / 4
+    raw["rope_scaling"] = None
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert load_config(tmp_path).rope_parameters == {"rope_type": "default", "rope_theta": 20000.0}
 
 
-def test_checkpoint_description(legacy_tiny: Path) -> None:
-    emb = resolve_checkpoint(legacy_tiny / "embedder")
-    assert emb.spec.architecture is Architecture.GTE and emb.spec.has_sparse_head and emb.spec.dim == 64
-    assert emb.spec.max_tokens == 8192 and emb.spec.pooling is Pooling.CLS
-    rr = resolve_checkpoint(legacy_tiny / "reranker", task=Task.RERANK)
+def test_checkpoint_description(tiny_original_gte: Path, tiny_embedder: Path, tiny_reranker: Path) -> None:
+    for path in (tiny_original_gte, tiny_embedder):  # the published mGTE layout and the native one
+        emb = resolve_checkpoint(path)
+        assert emb.spec.architecture is Architecture.GTE and emb.spec.has_sparse_head and emb.spec.dim == 32
+        assert emb.spec.max_tokens == 1024 and emb.spec.pooling is Pooling.CLS and emb.spec.task is Task.EMBED
+    rr = resolve_checkpoint(tiny_reranker, task=Task.RERANK)
     assert rr.spec.task is Task.RERANK and not rr.spec.has_sparse_head
+    assert resolve_checkpoint(tiny_reranker).spec.task is Task.RERANK  # told by its architecture
 
 
-def test_encoder_without_token_head_uses_lexical(tmp_path: Path, legacy_tiny: Path) -> None:
+def test_encoder_without_token_head_uses_lexical(tmp_path: Path, tiny_original_gte: Path) -> None:
     """A GTE v1.5-style checkpoint (no ``new.`` prefix, no token head) loads as a plain encoder."""
     from safetensors.numpy import load_file, save_file
 
     from gte_rag.embed import GteEncoder
 
-    src = legacy_tiny / "embedder"
+    src = tiny_original_gte
     weights = load_file(str(src / "model.safetensors"))
     stripped = {k.removeprefix("new."): v for k, v in weights.items() if not k.startswith("classifier.")}
     save_file(stripped, str(tmp_path / "model.safetensors"))

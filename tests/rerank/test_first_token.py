@@ -129,13 +129,23 @@ def test_a_wrong_shortcut_is_caught_by_the_probe_and_taken_out(monkeypatch: pyte
     assert ft.install_first_token_last_layer(model, device=CPU, precision=FP32)
 
 
-def test_cross_encoders_use_it_and_keep_the_reference_logits(
-    legacy_reranker_dir: Path, legacy_expected: dict[str, Any], tiny_bert_dir: Path
-) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), dtype="float32", lazy_load=True)
+def test_cross_encoders_use_it_and_keep_the_reference_logits(tiny_reranker: Path, tiny_bert_dir: Path) -> None:
+    import transformers
+
+    ce = GteCrossEncoder(str(tiny_reranker), dtype="float32", lazy_load=True)
     assert ce.first_token_only  # loads
-    pairs = [(q, d) for q, d in legacy_expected["rerank_pairs"]]
-    np.testing.assert_allclose(ce.score_pairs(pairs), legacy_expected["rerank_logits"], atol=1e-5, rtol=0)
+    pairs = [
+        ("What is the capital of France?", "Paris is the capital and most populous city of France."),
+        ("What is the capital of France?", "Plants create oxygen through photosynthesis."),
+        ("Plants create oxygen through photosynthesis.", "Photosynthesis is a process where plants create oxygen."),
+        ("Rivers flow from the mountains.", "a"),
+    ]
+    # the reference: plain transformers, full last layer, one pair at a time, no padding
+    model = transformers.GteForSequenceClassification.from_pretrained(str(tiny_reranker)).eval()
+    with torch.no_grad():
+        ref = [model(**ce.tokenizer(q, d, return_tensors="pt")).logits[0, 0].item() for q, d in pairs]
+    assert np.ptp(ref) > 1e-3
+    np.testing.assert_allclose(ce.score_pairs(pairs), ref, atol=1e-5, rtol=0)
     assert GteCrossEncoder(str(tiny_bert_dir), dtype="float32").first_token_only
 
 
