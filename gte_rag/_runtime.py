@@ -5,8 +5,11 @@ torch is imported inside the functions so that importing this module stays cheap
 
 from __future__ import annotations
 
+import copy
 import logging
-from contextlib import AbstractContextManager, nullcontext
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -191,6 +194,7 @@ __all__ = [
     "DTYPE_HELP",
     "DType",
     "Precision",
+    "SharedTokenizer",
     "cpu_has_native_bf16",
     "default_max_batch_tokens",
     "resolve_device",
@@ -295,6 +299,50 @@ def warn_external(message: str, category: type[Warning] = UserWarning) -> None:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+class SharedTokenizer:
+    """A Hugging Face tokenizer that one model uses from many threads.
+
+    A fast tokenizer keeps its truncation and padding settings on the Rust object it wraps,
+    and every call sets them before encoding. Two threads calling one tokenizer with
+    different settings break each other's call: ``RuntimeError: Already borrowed`` on older
+    ``tokenizers`` releases, ``Truncation error: Second sequence not provided`` or a text
+    silently cut to the other call's ``max_length`` on newer ones. So the model's own calls
+    run one at a time under :meth:`hold` (tokenizing is quick next to a forward pass, which
+    runs outside the lock), and code outside the model gets a copy of its own
+    (:meth:`public`), so that nothing done with that copy can reach the model's calls.
+
+    Args:
+        tokenizer: The loaded tokenizer; used only through this object from now on.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._lock = threading.RLock()
+        self._public: Any = None
+
+    @contextmanager
+    def hold(self) -> Iterator[Any]:
+        """The tokenizer, for this thread alone until the block ends (re-entrant)."""
+        with self._lock:
+            yield self._tokenizer
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``tokenizer(*args, **kwargs)`` under the lock."""
+        with self._lock:
+            return self._tokenizer(*args, **kwargs)
+
+    def public(self) -> Any:
+        """A copy of the tokenizer for callers (made on first use, then the same copy).
+
+        The copy is not guarded: callers who share it between threads lock it themselves,
+        or use the model's own thread-safe methods (``GteEncoder.tokenize``).
+        """
+        with self._lock:
+            if self._public is None:
+                self._public = copy.deepcopy(self._tokenizer)
+            return self._public
 
 
 def default_max_batch_tokens(device: torch.device) -> int:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from ._encoder import DEFAULT_MODEL, EncodeOutput, GteEncoder, Role, SparseMode
+from ._encoder import DEFAULT_MODEL, EmptyPolicy, EncodeOutput, GteEncoder, Role, SparseMode
 from ._lexical import LexicalWeighter
+from ._tokens import TokenizedText
 
-__all__ = ["DEFAULT_MODEL", "EncodeOutput", "GteEncoder", "LexicalWeighter", "Role", "SparseMode"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EmptyPolicy",
+    "EncodeOutput",
+    "GteEncoder",
+    "LexicalWeighter",
+    "Role",
+    "SparseMode",
+    "TokenizedText",
+]

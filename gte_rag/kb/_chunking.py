@@ -68,8 +68,7 @@ class TokenChunker:
         if hasattr(self.tokenizer, "tokenize") and hasattr(self.tokenizer, "document_token_budget"):
             tokenized = self.tokenizer.tokenize(list(texts))
             return [self._split(t, list(tok.offsets), tok) for t, tok in zip(texts, tokenized)]
-        hf = self.tokenizer if callable(self.tokenizer) else self.tokenizer.tokenizer
-        enc = hf(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
         return [self._split(t, offs, None) for t, offs in zip(texts, enc["offset_mapping"])]
 
     def _split(self, text: str, offsets: Sequence[tuple[int, int]], tokens: Any) -> list[Chunk]:

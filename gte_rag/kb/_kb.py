@@ -238,7 +238,7 @@ class KnowledgeBase:
     def _make_chunker(self, chunk_size: int | None, chunk_overlap: int | None) -> TokenChunker | None:
         if chunk_size == 0:
             return None
-        room = int(getattr(self.encoder, "document_token_budget", self.encoder.max_length - 2))  # TODO(encoder)
+        room = self.encoder.document_token_budget
         size = min(room, DEFAULT_CHUNK_TOKENS) if chunk_size is None else chunk_size
         if size > room:
             raise ConfigError(

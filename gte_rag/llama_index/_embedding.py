@@ -8,7 +8,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from .._runtime import DTYPE_HELP
-from ..embed import DEFAULT_MODEL, GteEncoder, SparseMode
+from ..embed import DEFAULT_MODEL, EmptyPolicy, GteEncoder, SparseMode
 from ._hooks import RoleHooks
 
 __all__ = ["GteEmbedding"]
@@ -23,7 +23,11 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
     under a token budget (LlamaIndex's base class would otherwise embed one text at a
     time). Each pass also computes the sparse vectors, so a :class:`GteSparseEmbedding`
     built with :meth:`GteSparseEmbedding.from_embedding` gets them without running the
-    model again. Async methods run the encoder in a worker thread.
+    model again. Async methods run the encoder in a worker thread; sync and async calls
+    may run at the same time from any number of threads.
+
+    Empty or whitespace-only texts (an empty node) get a vector by default
+    (``on_empty="encode"``), so one of them does not abort ``VectorStoreIndex.from_documents``.
 
     Example:
         >>> from gte_rag import GteEmbedding
@@ -42,6 +46,15 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
     max_batch_tokens: int | None = Field(default=None, gt=0, description="Most padded tokens per forward pass; None picks a default for the device.")
     sparse: SparseMode = Field(default="auto", description="Sparse output computed alongside: auto, learned, lexical or none.")
     truncate: bool = Field(default=True, description="Truncate texts over max_length with a warning instead of raising.")
+    on_empty: EmptyPolicy = Field(
+        default="encode",
+        description=(
+            "Empty or whitespace-only texts: 'encode' embeds them as the model does (special tokens only), "
+            "'raise' rejects them with a ConfigError naming the text's index. With an encoder passed in "
+            "(from_encoder) the default is that encoder's own policy; a value set here applies to this "
+            "adapter's calls only and leaves the encoder as it is."
+        ),
+    )
     embed_batch_size: int = Field(default=DEFAULT_EMBED_BATCH_SIZE, gt=0, le=4096, description="Texts handed to the encoder per call.")
 
     _encoder: GteEncoder | None = PrivateAttr(default=None)
@@ -52,6 +65,7 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
             data.setdefault("dimension", encoder.dimension)
             data.setdefault("max_length", encoder.max_length)
             data.setdefault("sparse", encoder.sparse_mode)
+            data.setdefault("on_empty", encoder.on_empty)  # the encoder's policy unless overridden
         super().__init__(**data)
         self._encoder = encoder
         if encoder is None and not lazy_load:
@@ -63,7 +77,11 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
 
     @classmethod
     def from_encoder(cls, encoder: GteEncoder, **data: Any) -> GteEmbedding:
-        """Wrap an existing encoder (shares its weights and cache)."""
+        """Wrap an existing encoder (shares its weights and cache).
+
+        The encoder's settings win: ``on_empty`` defaults to the encoder's own policy (the core
+        default is ``"raise"``); pass ``on_empty`` to override it for this adapter's calls.
+        """
         return cls(encoder=encoder, **data)
 
     def _build_core(self) -> GteEncoder:
@@ -80,6 +98,7 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
             query_instruction=self.query_instruction,
             sparse=self.sparse,
             truncate=self.truncate,
+            on_empty=self.on_empty,
             **extra,
         )
 
@@ -94,5 +113,5 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
     def _encode_role(self, texts: list[str], role: str) -> list[Embedding]:
         enc = self.encoder
         # sparse too, when the encoder has it: a GteSparseEmbedding sharing it then hits the cache
-        out = enc.encode(texts, role=role, return_sparse=enc.has_sparse)  # type: ignore[arg-type]
+        out = enc.encode(texts, role=role, return_sparse=enc.has_sparse, on_empty=self.on_empty)  # type: ignore[arg-type]
         return out.dense.tolist()  # type: ignore[no-any-return]

@@ -2,7 +2,8 @@
 
 LlamaIndex asks an embedding for a query, a text and a list of texts, each sync and async.
 Both adapters answer all six from one ``_encode_role(texts, role)``; the async hooks run it
-in a worker thread so the event loop is never blocked by a forward pass.
+in a worker thread so the event loop is never blocked by a forward pass. Many of those
+threads (and sync callers) may use one encoder at once: it tokenizes under its own lock.
 """
 
 from __future__ import annotations

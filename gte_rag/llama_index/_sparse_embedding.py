@@ -8,7 +8,7 @@ from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, Sp
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from .._runtime import DTYPE_HELP
-from ..embed import DEFAULT_MODEL, GteEncoder
+from ..embed import DEFAULT_MODEL, EmptyPolicy, GteEncoder
 from ..errors import ConfigError
 from ._embedding import GteEmbedding
 from ._hooks import RoleHooks
@@ -29,6 +29,15 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
     max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
     device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
     dtype: str = Field(default="auto", description=DTYPE_HELP)
+    on_empty: EmptyPolicy = Field(
+        default="encode",
+        description=(
+            "Empty or whitespace-only texts: 'encode' gives them the model's (usually empty) sparse vector, "
+            "'raise' rejects them with a ConfigError naming the text's index. With an encoder passed in "
+            "(from_embedding) the default is the policy of that GteEmbedding (else of the encoder); a value "
+            "set here applies to this adapter's calls only."
+        ),
+    )
     embed_batch_size: int = Field(default=256, gt=0, le=4096, description="Texts handed to the encoder per call.")
 
     _encoder: GteEncoder | None = PrivateAttr(default=None)
@@ -39,6 +48,7 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
                 raise ConfigError("the shared encoder was created with sparse='none'; it cannot give sparse vectors")
             data.setdefault("model_name", encoder.model_name)
             data.setdefault("max_length", encoder.max_length)
+            data.setdefault("on_empty", encoder.on_empty)  # the encoder's policy unless overridden
         super().__init__(**data)
         self._encoder = encoder
         if encoder is None and not lazy_load:
@@ -50,11 +60,14 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
 
     @classmethod
     def from_embedding(cls, embedding: GteEmbedding, **data: Any) -> GteSparseEmbedding:
-        """Share the encoder (weights and result cache) of a :class:`GteEmbedding`."""
+        """Share the encoder (weights and result cache) of a :class:`GteEmbedding`, and its ``on_empty``."""
+        data.setdefault("on_empty", embedding.on_empty)
         return cls(encoder=embedding.encoder, **data)
 
     def _build_core(self) -> GteEncoder:
-        return GteEncoder(self.model_name, max_length=self.max_length, device=self.device, dtype=self.dtype)
+        return GteEncoder(
+            self.model_name, max_length=self.max_length, device=self.device, dtype=self.dtype, on_empty=self.on_empty
+        )
 
     @property
     def encoder(self) -> GteEncoder:
@@ -64,5 +77,5 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
         return self._encoder
 
     def _encode_role(self, texts: list[str], role: str) -> list[SparseEmbedding]:
-        out = self.encoder.encode(texts, role=role)  # type: ignore[arg-type]
+        out = self.encoder.encode(texts, role=role, on_empty=self.on_empty)  # type: ignore[arg-type]
         return [sv.as_dict() for sv in out.sparse]

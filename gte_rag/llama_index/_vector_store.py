@@ -112,8 +112,12 @@ class GteVectorStore(BasePydanticVectorStore):
 
     @property
     def embed_model(self) -> GteEmbedding:
-        """A :class:`GteEmbedding` sharing this store's encoder (pass it to ``VectorStoreIndex``)."""
-        return GteEmbedding.from_encoder(self._kb.encoder)
+        """A :class:`GteEmbedding` sharing this store's encoder (pass it to ``VectorStoreIndex``).
+
+        It embeds empty or whitespace-only nodes as the model does (``on_empty="encode"``),
+        so one empty node does not abort an ingest; the store keeps them under their ids.
+        """
+        return GteEmbedding.from_encoder(self._kb.encoder, on_empty="encode")
 
     # ------------------------------------------------------------------ add
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE
+from .._runtime import DEFAULT_DTYPE, SharedTokenizer
 from ..errors import ConfigError
 from ..models import load_model, load_tokenizer
 from ..models._first_token import install_first_token_last_layer
@@ -94,7 +94,9 @@ class GteCrossEncoder(ScorerSettings):
         self.normalize = bool(normalize)
         self.attn_implementation = attn_implementation
         self._model: PreTrainedModel | None = None
-        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._tok: SharedTokenizer | None = None  # every use under its lock: see SharedTokenizer
+        self._pad_id = 0
+        self._left_pad = False
         self._load_lock = threading.Lock()
         self._first_token_only = False
         if not lazy_load:
@@ -132,7 +134,9 @@ class GteCrossEncoder(ScorerSettings):
                     "cross-encoder with one relevance logit"
                 )
             self._first_token_only = install_first_token_last_layer(model, device=self.device, precision=self.precision)
-            self._tokenizer = tokenizer
+            self._pad_id = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
+            self._left_pad = tokenizer.padding_side == "left"
+            self._tok = SharedTokenizer(tokenizer)
             self._model = model
 
     @property
@@ -149,9 +153,15 @@ class GteCrossEncoder(ScorerSettings):
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
+        """A copy of the model's tokenizer, for callers (loads the model if needed).
+
+        Scoring tokenizes with its own instance under a lock, so nothing done with this copy
+        can disturb it; the copy itself is not thread-safe (:meth:`tokenize_pairs` is).
+        """
         self.load()
-        assert self._tokenizer is not None
-        return self._tokenizer
+        assert self._tok is not None
+        tok: PreTrainedTokenizerBase = self._tok.public()
+        return tok
 
     # -- tokenization -------------------------------------------------------------------
 
@@ -159,9 +169,15 @@ class GteCrossEncoder(ScorerSettings):
         """Token ids (and type ids where the model uses them) of each pair, unpadded, truncated.
 
         Documents are cut first (``only_second``); a query that alone fills ``max_length``
-        is cut too (``longest_first``) instead of failing.
+        is cut too (``longest_first``) instead of failing. Thread-safe: the tokenizer is held
+        for the whole call, since its truncation setting changes between the steps.
         """
-        tok = self.tokenizer
+        self.load()
+        assert self._tok is not None
+        with self._tok.hold() as tok:
+            return self._tokenize_pairs(tok, queries, documents)
+
+    def _tokenize_pairs(self, tok: Any, queries: Sequence[str], documents: Sequence[str]) -> list[dict[str, list[int]]]:
         special = tok.num_special_tokens_to_add(pair=True)
         unique = list(dict.fromkeys(queries))
         qlens = dict(zip(unique, (len(ids) for ids in tok(unique, add_special_tokens=False)["input_ids"])))
@@ -189,7 +205,7 @@ class GteCrossEncoder(ScorerSettings):
         if long_query:
             truncated_query = True
             for i, item in zip(long_query, self._encode_long_query_pairs(
-                [queries[i] for i in long_query], [documents[i] for i in long_query], special, keys
+                tok, [queries[i] for i in long_query], [documents[i] for i in long_query], special, keys
             )):
                 out[i] = item
         if truncated_query:
@@ -205,7 +221,7 @@ class GteCrossEncoder(ScorerSettings):
         return out
 
     def _encode_long_query_pairs(
-        self, queries: list[str], documents: list[str], special: int, keys: list[str]
+        self, tok: Any, queries: list[str], documents: list[str], special: int, keys: list[str]
     ) -> list[dict[str, list[int]]]:
         """Pairs whose query alone fills the budget: both sides cut, the longer first.
 
@@ -213,11 +229,10 @@ class GteCrossEncoder(ScorerSettings):
         at a time (seconds for a few thousand tokens), so the cut is computed here and the
         special tokens are added by the tokenizer's own post-processor.
         """
-        tok = self.tokenizer
         budget = self.max_length - special
         q_enc = tok(queries, add_special_tokens=False)
         d_enc = tok(documents, add_special_tokens=False)
-        template = self._pair_template()
+        template = self._pair_template(tok)
         if template is None:
             enc = tok(queries, documents, truncation="longest_first", max_length=self.max_length, return_attention_mask=False)
             return [{k: enc[k][j] for k in keys if k in enc} for j in range(len(queries))]
@@ -231,12 +246,11 @@ class GteCrossEncoder(ScorerSettings):
             out.append(item)
         return out
 
-    def _pair_template(self) -> tuple[tuple[list[int], ...], tuple[Any, ...]] | None:
+    def _pair_template(self, tok: Any) -> tuple[tuple[list[int], ...], tuple[Any, ...]] | None:
         """Special tokens (and type ids) around the two texts of a pair, read off the tokenizer.
 
         ``None`` where the layout cannot be read (then the caller uses transformers' truncation).
         """
-        tok = self.tokenizer
         singles = []
         for probe in ("a", "b", "c", "d", "e", "x", "y", "z", "1", "2"):
             ids = tok(probe, add_special_tokens=False)["input_ids"]
@@ -259,10 +273,8 @@ class GteCrossEncoder(ScorerSettings):
     def _collate(self, items: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         import torch
 
-        tok = self.tokenizer
         longest = max(len(it["input_ids"]) for it in items)
-        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
-        left = tok.padding_side == "left"
+        pad_id, left = self._pad_id, self._left_pad
         ids = torch.full((len(items), longest), pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), longest), dtype=torch.long)
         types = torch.zeros((len(items), longest), dtype=torch.long) if "token_type_ids" in items[0] else None

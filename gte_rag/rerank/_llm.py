@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .._batching import length_sorted_batches, progress
-from .._runtime import DEFAULT_DTYPE
+from .._runtime import DEFAULT_DTYPE, SharedTokenizer
 from ..errors import ConfigError
 from ..models import load_model, load_tokenizer
 from ._common import (
@@ -124,7 +124,8 @@ class GteLLMCrossEncoder(ScorerSettings):
         self.padding_side = padding_side
         self.attn_implementation = attn_implementation
         self._model: PreTrainedModel | None = None
-        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._tok: SharedTokenizer | None = None  # every use under its lock: see SharedTokenizer
+        self._pad_id = 0
         self._label_ids: tuple[int, int] = (0, 0)
         self._lead: list[int] = []
         self._keeps_logits = False
@@ -141,9 +142,15 @@ class GteLLMCrossEncoder(ScorerSettings):
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
+        """A copy of the model's tokenizer, for callers (loads the model if needed).
+
+        Scoring tokenizes with its own instance under a lock, so nothing done with this copy
+        can disturb it; the copy itself is not thread-safe (:meth:`build_inputs` is).
+        """
         self.load()
-        assert self._tokenizer is not None
-        return self._tokenizer
+        assert self._tok is not None
+        tok: PreTrainedTokenizerBase = self._tok.public()
+        return tok
 
     def load(self) -> None:
         """Read tokenizer and weights now (idempotent, thread-safe)."""
@@ -180,24 +187,26 @@ class GteLLMCrossEncoder(ScorerSettings):
                 attn_implementation=self.attn_implementation,
             )
             self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-            self._tokenizer, self._label_ids, self._lead = tok, (label_ids[0], label_ids[1]), lead
+            pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+            self._pad_id = int(pad_id)
+            self._tok, self._label_ids, self._lead = SharedTokenizer(tok), (label_ids[0], label_ids[1]), lead
             self._model = model
 
     # -- prompts --------------------------------------------------------------------------
 
-    def _render(self, query_marker: str, doc_marker: str) -> str:
+    def _render(self, tok: PreTrainedTokenizerBase, query_marker: str, doc_marker: str) -> str:
         text = self.template.format(query=query_marker, document=doc_marker)
         if not self.use_chat_template:
             return text
         messages = [{"role": "user", "content": text}]
         if self.system_prompt:
             messages.insert(0, {"role": "system", "content": self.system_prompt})
-        rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return str(rendered)
 
-    def _segments(self) -> tuple[list[list[int]], list[str], list[str]]:
+    def _segments(self, tok: PreTrainedTokenizerBase) -> tuple[list[list[int]], list[str], list[str]]:
         """Template token ids around the two slots, the slot order, and the spaces moved into each slot."""
-        text = self._render(_QUERY, _DOC)
+        text = self._render(tok, _QUERY, _DOC)
         first, second = (_QUERY, _DOC) if text.index(_QUERY) < text.index(_DOC) else (_DOC, _QUERY)
         a, rest = text.split(first, 1)
         b, c = rest.split(second, 1)
@@ -207,16 +216,22 @@ class GteLLMCrossEncoder(ScorerSettings):
             moved.append(seg[len(stripped) :])
             segs.append(stripped)
         segs.append(c)
-        tok = self.tokenizer
         ids = [tok(s, add_special_tokens=False)["input_ids"] if s else [] for s in segs]
         ids[0] = self._lead + ids[0]
         order = ["query" if first == _QUERY else "document", "document" if first == _QUERY else "query"]
         return ids, order, moved
 
     def build_inputs(self, queries: Sequence[str], documents: Sequence[str]) -> list[list[int]]:
-        """Prompt token ids of each pair, truncated to ``max_length`` (documents first)."""
-        tok = self.tokenizer
-        seg_ids, order, moved = self._segments()
+        """Prompt token ids of each pair, truncated to ``max_length`` (documents first); thread-safe."""
+        self.load()
+        assert self._tok is not None
+        with self._tok.hold() as tok:
+            return self._build_inputs(tok, queries, documents)
+
+    def _build_inputs(
+        self, tok: PreTrainedTokenizerBase, queries: Sequence[str], documents: Sequence[str]
+    ) -> list[list[int]]:
+        seg_ids, order, moved = self._segments(tok)
         fixed = sum(len(s) for s in seg_ids)
         budget = self.max_length - fixed
         if budget < 2:
@@ -261,8 +276,7 @@ class GteLLMCrossEncoder(ScorerSettings):
         import torch
 
         assert self._model is not None
-        tok = self.tokenizer
-        pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        pad_id = self._pad_id
         longest = max(len(r) for r in rows)
         left = self.padding_side == "left"
         ids = torch.full((len(rows), longest), int(pad_id), dtype=torch.long)

@@ -255,3 +255,33 @@ def test_async_with_and_close_release_both_stores(location: Any, collection: str
     if location != ":memory:":
         with KnowledgeBase(location, collection=collection, encoder=encoder) as again:  # the shard was released
             assert again.count() == 1
+
+
+def test_chunks_fit_the_window_with_specials_and_prompt_and_are_tokenized_once(
+    tmp_path: Path, tiny_embedder: Path
+) -> None:
+    from gte_rag.embed import TokenizedText
+    from gte_rag.models import Architecture, ModelSpec, Pooling, register_model
+
+    model = tmp_path / "prompted"
+    shutil.copytree(tiny_embedder, model)
+    register_model(ModelSpec(hf_id=str(model), architecture=Architecture.GTE, dim=32, max_tokens=48,
+                             pooling=Pooling.CLS, has_sparse_head=True, document_prompt="passage of a long report: "))
+    encoder = GteEncoder(model, dtype="float32", truncate=False)  # an over-long chunk would raise
+    assert encoder.document_token_budget < 48 - 2  # the prompt takes room
+    seen: list[Any] = []
+    orig = encoder.encode
+
+    def spy(texts: Any, **kw: Any) -> Any:
+        seen.extend(texts)
+        out = orig(texts, **kw)
+        assert max(out.num_tokens) <= encoder.max_length
+        return out
+
+    encoder.encode = spy  # type: ignore[method-assign]
+    long_text = " ".join(f"Sentence number {i} talks about rivers and mountains." for i in range(40))
+    with KnowledgeBase(None, encoder=encoder) as kb:
+        stats = kb.add_documents([SourceDocument("long", long_text)])
+        assert stats.chunks > 5 and kb.chunker is not None
+        assert kb.chunker.chunk_size == encoder.document_token_budget
+    assert seen and all(isinstance(t, TokenizedText) for t in seen)  # chunks are not tokenized again

@@ -27,19 +27,24 @@ def kb(request: pytest.FixtureRequest, tiny_embedder: Path, tmp_path: Path) -> A
     encoder = GteEncoder(tiny_embedder, device="cpu", dtype="float32", cache_size=0)
     location = tmp_path / "kb" if request.param == "edge" else ":memory:"
     with KnowledgeBase(location, encoder=encoder, chunk_size=0) as base:
-        base.add_texts([_text(i, 30 + i % 50) for i in range(60)], ids=[f"d{i}" for i in range(60)])
+        base.add_texts([_text(i, 8 + i % 50) for i in range(60)], ids=[f"d{i}" for i in range(60)])
         yield base
 
 
+@pytest.mark.filterwarnings("ignore:.*truncated")
 def test_concurrent_async_and_threaded_calls_match_sequential(kb: KnowledgeBase, tiny_reranker: Path) -> None:
     retriever = GteHybridRetriever(knowledge_base=kb, similarity_top_k=8)
-    reranker = GteReranker(model=str(tiny_reranker), top_n=4, dtype="float32")
-    queries = [_text(100 + i, 200 + 13 * i) for i in range(16)]
+    # a short window: long pairs are truncated, short ones are not (the tokenizer switches settings)
+    reranker = GteReranker(model=str(tiny_reranker), top_n=4, dtype="float32", max_length=64)
+    queries = [_text(100 + i, 3 if i % 2 else 200 + 13 * i) for i in range(16)]  # short and long pairs mixed
 
     def sync_call(q: str) -> list[tuple[str, float]]:
         nodes = reranker.postprocess_nodes(retriever.retrieve(q), query_bundle=QueryBundle(q))
         return [(n.node.node_id, round(float(n.score or 0.0), 5)) for n in nodes]
 
+    # local mode orders near-equal scores differently on its very first query after an
+    # ingest (the tiny model's dense scores tie to 1e-7); warm it up before the reference
+    sync_call(queries[0])
     expected = [sync_call(q) for q in queries]
 
     async def async_call(q: str) -> list[tuple[str, float]]:
@@ -54,7 +59,7 @@ def test_concurrent_async_and_threaded_calls_match_sequential(kb: KnowledgeBase,
             results = await asyncio.gather(*in_loop, *threaded)
         return list(results[: len(queries)]), list(results[len(queries):])
 
-    for _ in range(2):
+    for _ in range(4):
         from_async, from_threads = asyncio.run(run())
         assert from_async == expected
         assert from_threads == expected

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,17 @@ from gte_rag.llama_index._llm_reranker import GteLLMReranker
 from gte_rag.llama_index._multistage import STAGE_SCORES_KEY, STAGE_SECONDS_KEY, GteMultiStageReranker, RerankStage
 from gte_rag.llama_index._reranker import RETRIEVAL_SCORE_KEY, GteReranker
 
-FIXTURES = Path("/work/shared/fixtures/gte-legacy-tiny")
+TEXTS = [
+    "Plants create oxygen through photosynthesis.",
+    "Photosynthesis is a process where plants create oxygen.",
+    "What is the capital of France?",
+    "Paris is the capital and most populous city of France.",
+    "Rust is a systems programming language focused on memory safety.",
+    "The Eiffel Tower is in Paris.",
+    "a",
+    "Qdrant stores dense and sparse vectors; hybrid search fuses both!",
+]
+LONG_TEXT = " ".join(f"Sentence number {i} talks about rivers and mountains." for i in range(60))  # ~590 tokens
 _spec = importlib.util.spec_from_file_location("_rerank_tiny_models", Path(__file__).parents[1] / "rerank" / "tiny_models.py")
 assert _spec is not None and _spec.loader is not None
 tiny_models = importlib.util.module_from_spec(_spec)
@@ -28,15 +37,16 @@ _spec.loader.exec_module(tiny_models)
 
 
 @pytest.fixture(scope="module")
-def expected() -> dict[str, Any]:
-    if not FIXTURES.is_dir():
-        pytest.skip("shared fixtures are not available")
-    return json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
+def legacy_reranker(legacy_tiny: Path) -> GteReranker:
+    """The mGTE-format reranker with reference logits (../shared/fixtures/gte-legacy-tiny)."""
+    r = GteReranker(model=str(legacy_tiny / "reranker"), top_n=100, batch_size=2, device="cpu", dtype="float32")
+    r.load()
+    return r
 
 
 @pytest.fixture(scope="module")
-def reranker(expected: dict[str, Any]) -> GteReranker:
-    r = GteReranker(model=str(FIXTURES / "reranker"), top_n=100, batch_size=2, device="cpu", dtype="float32")
+def reranker(tiny_reranker: Path) -> GteReranker:
+    r = GteReranker(model=str(tiny_reranker), top_n=100, batch_size=2, device="cpu", dtype="float32")
     r.load()
     return r
 
@@ -57,7 +67,8 @@ def _snapshot(nodes: list[NodeWithScore]) -> list[dict[str, Any]]:
     return [n.model_dump() for n in nodes]
 
 
-def test_reproduces_reference_logits(reranker: GteReranker, expected: dict[str, Any]) -> None:
+def test_reproduces_reference_logits(legacy_reranker: GteReranker, legacy_expected: dict[str, Any]) -> None:
+    reranker, expected = legacy_reranker, legacy_expected
     for (query, doc), logit in zip(expected["rerank_pairs"], expected["rerank_logits"]):
         node = NodeWithScore(node=TextNode(text=doc), score=0.0)
         out = reranker.postprocess_nodes([node], query_str=query)
@@ -76,12 +87,23 @@ def test_reproduces_reference_logits(reranker: GteReranker, expected: dict[str, 
     )
 
 
-def test_inputs_not_mutated_and_sorted(reranker: GteReranker, expected: dict[str, Any]) -> None:
-    docs = expected["texts"][:6]
+def test_batched_scores_are_the_pairs_own(reranker: GteReranker) -> None:
+    query, docs = TEXTS[2], [*TEXTS, LONG_TEXT[:400]]
+    plain = [NodeWithScore(node=TextNode(text=d), score=0.0) for d in docs]
+    out = reranker.postprocess_nodes(plain, query_str=query)  # padded batches of 2
+    direct = {d: reranker.cross_encoder.score_pairs([(query, d)])[0] for d in docs}
+    assert np.ptp(list(direct.values())) > 1e-3
+    assert sorted(n.node.get_content() for n in out) == sorted(docs)
+    for n in out:
+        assert n.score == pytest.approx(direct[n.node.get_content()], abs=1e-5)
+
+
+def test_inputs_not_mutated_and_sorted(reranker: GteReranker) -> None:
+    docs = TEXTS[:6]
     nodes = _nodes(docs)
     before = _snapshot(nodes)
     r = GteReranker.from_cross_encoder(reranker.cross_encoder, top_n=3, keep_retrieval_score=True)
-    out = r.postprocess_nodes(nodes, query_bundle=QueryBundle(expected["texts"][0]))
+    out = r.postprocess_nodes(nodes, query_bundle=QueryBundle(TEXTS[0]))
     assert _snapshot(nodes) == before
     assert all(o is not n and o.node is not n.node for o in out for n in nodes)
     assert len(out) == 3
@@ -91,7 +113,7 @@ def test_inputs_not_mutated_and_sorted(reranker: GteReranker, expected: dict[str
         assert o.node.metadata[RETRIEVAL_SCORE_KEY] == by_id[o.node.node_id].score
         assert RETRIEVAL_SCORE_KEY not in o.node.get_content(metadata_mode=MetadataMode.LLM)
     scores = reranker.cross_encoder.score_pairs(
-        [(expected["texts"][0], n.node.get_content(metadata_mode=MetadataMode.EMBED)) for n in nodes]
+        [(TEXTS[0], n.node.get_content(metadata_mode=MetadataMode.EMBED)) for n in nodes]
     )
     assert [o.node.node_id for o in out] == [f"n{i}" for i in np.argsort(-scores, kind="stable")[:3]]
 
@@ -105,15 +127,15 @@ def test_empty_and_single(reranker: GteReranker) -> None:
         reranker.postprocess_nodes(one)
 
 
-def test_long_document_warns_once_keeps_query(expected: dict[str, Any]) -> None:
-    r = GteReranker(model=str(FIXTURES / "reranker"), top_n=2, max_length=128)
-    nodes = _nodes([expected["texts"][-1], expected["texts"][-1] + " more"])
+def test_long_document_warns_once_keeps_query(tiny_reranker: Path) -> None:
+    r = GteReranker(model=str(tiny_reranker), top_n=2, max_length=128)
+    nodes = _nodes([LONG_TEXT, LONG_TEXT + " more"])
     with pytest.warns(UserWarning, match="documents were truncated"):
-        out = r.postprocess_nodes(nodes, query_str=expected["texts"][0])
+        out = r.postprocess_nodes(nodes, query_str=TEXTS[0])
     assert len(out) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r.postprocess_nodes(nodes, query_str=expected["texts"][0])
+        r.postprocess_nodes(nodes, query_str=TEXTS[0])
 
 
 def test_field_validation() -> None:
@@ -125,8 +147,8 @@ def test_field_validation() -> None:
 
 
 @pytest.mark.asyncio
-async def test_async_matches_sync_and_does_not_block(reranker: GteReranker, expected: dict[str, Any]) -> None:
-    nodes = _nodes(expected["texts"][:5])
+async def test_async_matches_sync_and_does_not_block(reranker: GteReranker) -> None:
+    nodes = _nodes(TEXTS[:5])
     sync = reranker.postprocess_nodes(nodes, query_str="capital")
     ticks = 0
 
@@ -185,13 +207,13 @@ def test_llm_reranker_adapter(qwen_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
-def test_multistage(reranker: GteReranker, qwen_dir: Path, expected: dict[str, Any], use_async: bool) -> None:
+def test_multistage(reranker: GteReranker, qwen_dir: Path, use_async: bool) -> None:
     cheap = GteReranker.from_cross_encoder(reranker.cross_encoder, top_n=4)
     expensive = GteLLMReranker(model=str(qwen_dir), top_n=2)
     cascade = GteMultiStageReranker(
         stages=[RerankStage(name="cheap", postprocessor=cheap), RerankStage(name="llm", postprocessor=expensive, top_n=2)]
     )
-    nodes = _nodes(expected["texts"][:8])
+    nodes = _nodes(TEXTS[:8])
     before = _snapshot(nodes)
     if use_async:
         out = asyncio.run(cascade.apostprocess_nodes(nodes, query_str="capital of france"))

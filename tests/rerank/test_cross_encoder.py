@@ -16,6 +16,21 @@ def legacy_ce(legacy_reranker_dir: Path) -> GteCrossEncoder:
     return GteCrossEncoder(str(legacy_reranker_dir), device="cpu", dtype="float32")
 
 
+LONG_TEXT = " ".join(f"Sentence number {i} talks about rivers and mountains." for i in range(60))  # ~590 tokens
+PAIRS = [
+    ("What is the capital of France?", "Paris is the capital and most populous city of France."),
+    ("What is the capital of France?", "Plants create oxygen through photosynthesis."),
+    ("Plants create oxygen through photosynthesis.", "Photosynthesis is a process where plants create oxygen."),
+    ("Rust memory safety", LONG_TEXT),
+    ("a", "Rivers flow from the mountains down to the sea."),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_ce(tiny_reranker: Path) -> GteCrossEncoder:
+    return GteCrossEncoder(str(tiny_reranker), device="cpu", dtype="float32")
+
+
 @pytest.fixture(scope="module")
 def bert_ce(tiny_bert_dir: Path) -> GteCrossEncoder:
     return GteCrossEncoder(str(tiny_bert_dir), device="cpu", batch_size=3, dtype="float32")
@@ -43,10 +58,22 @@ def test_reproduces_reference_logits_in_padded_batches(
     np.testing.assert_allclose(scores, legacy_expected["rerank_logits"], atol=1e-5, rtol=0)
 
 
-def test_normalize_applies_sigmoid(legacy_reranker_dir: Path, legacy_ce: GteCrossEncoder, legacy_expected: dict[str, Any]) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), normalize=True, dtype="float32")
-    logits = legacy_ce.score_pairs(_pairs(legacy_expected))
-    np.testing.assert_allclose(ce.score_pairs(_pairs(legacy_expected)), 1 / (1 + np.exp(-logits)), atol=1e-6)
+@pytest.mark.parametrize(("batch_size", "max_batch_tokens"), [(2, 16384), (32, 16384), (32, 60)])
+def test_padded_batches_equal_one_at_a_time(
+    tiny_reranker: Path, tiny_ce: GteCrossEncoder, batch_size: int, max_batch_tokens: int
+) -> None:
+    one_by_one = np.array([tiny_ce.score_pairs([p])[0] for p in PAIRS])
+    assert np.ptp(one_by_one) > 1e-3  # the pairs score apart, so a mixed-up order would show
+    ce = GteCrossEncoder(str(tiny_reranker), batch_size=batch_size, max_batch_tokens=max_batch_tokens, dtype="float32")
+    scores = ce.score_pairs(PAIRS)
+    assert scores.dtype == np.float32 and scores.shape == (len(PAIRS),)
+    np.testing.assert_allclose(scores, one_by_one, atol=1e-5, rtol=0)
+
+
+def test_normalize_applies_sigmoid(tiny_reranker: Path, tiny_ce: GteCrossEncoder) -> None:
+    ce = GteCrossEncoder(str(tiny_reranker), normalize=True, dtype="float32")
+    logits = tiny_ce.score_pairs(PAIRS)
+    np.testing.assert_allclose(ce.score_pairs(PAIRS), 1 / (1 + np.exp(-logits)), atol=1e-6)
 
 
 def test_rerank_sorts_desc_top_k_and_ties_stable(bert_ce: GteCrossEncoder) -> None:
@@ -79,10 +106,10 @@ def test_non_str_inputs_name_the_index(bert_ce: GteCrossEncoder) -> None:
         bert_ce.rerank("q", ["a"], top_k=0)
 
 
-def test_max_length_above_model_limit_is_rejected(legacy_reranker_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="8192"):
-        GteCrossEncoder(str(legacy_reranker_dir), max_length=8193, lazy_load=True)
-    assert GteCrossEncoder(str(legacy_reranker_dir), lazy_load=True).max_length == 8192
+def test_max_length_above_model_limit_is_rejected(tiny_reranker: Path) -> None:
+    with pytest.raises(ConfigError, match="1024"):
+        GteCrossEncoder(str(tiny_reranker), max_length=1025, lazy_load=True)
+    assert GteCrossEncoder(str(tiny_reranker), lazy_load=True).max_length == 1024
 
 
 def test_tokenization_matches_the_tokenizer(bert_ce: GteCrossEncoder) -> None:
@@ -93,9 +120,9 @@ def test_tokenization_matches_the_tokenizer(bert_ce: GteCrossEncoder) -> None:
     assert item["token_type_ids"] == ref["token_type_ids"]
 
 
-def test_long_document_truncated_on_document_side_warning_once(legacy_reranker_dir: Path, legacy_expected: dict[str, Any]) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), max_length=64)
-    query, long_doc = legacy_expected["texts"][0], legacy_expected["texts"][-1]
+def test_long_document_truncated_on_document_side_warning_once(tiny_reranker: Path) -> None:
+    ce = GteCrossEncoder(str(tiny_reranker), max_length=64)
+    query, long_doc = "Plants create oxygen through photosynthesis.", LONG_TEXT
     with pytest.warns(UserWarning, match="documents were truncated") as record:
         items = ce.tokenize_pairs([query, query], [long_doc, "short"])
     assert len([w for w in record if "truncated" in str(w.message)]) == 1
@@ -108,9 +135,9 @@ def test_long_document_truncated_on_document_side_warning_once(legacy_reranker_d
     assert np.isfinite(scores).all()
 
 
-def test_query_longer_than_budget_is_truncated_not_fatal(legacy_reranker_dir: Path, legacy_expected: dict[str, Any]) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), max_length=32)
-    long_text = legacy_expected["texts"][-1]
+def test_query_longer_than_budget_is_truncated_not_fatal(tiny_reranker: Path) -> None:
+    ce = GteCrossEncoder(str(tiny_reranker), max_length=32)
+    long_text = LONG_TEXT
     with pytest.warns(UserWarning, match="query is longer"):
         scores = ce.score_pairs([(long_text, "a short document"), (long_text, long_text)])
     assert scores.shape == (2,) and np.isfinite(scores).all()
@@ -133,9 +160,12 @@ def test_matches_sentence_transformers_cross_encoder(tiny_bert_dir: Path, bert_c
     np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
 
 
-def test_long_query_cut_equals_transformers_longest_first(legacy_reranker_dir: Path, legacy_expected: dict[str, Any]) -> None:
-    ce = GteCrossEncoder(str(legacy_reranker_dir), max_length=24)
-    q, d = legacy_expected["texts"][10], legacy_expected["texts"][2]  # 42 and 29 tokens
+def test_long_query_cut_equals_transformers_longest_first(tiny_reranker: Path) -> None:
+    ce = GteCrossEncoder(str(tiny_reranker), max_length=24)
+    q = "Qdrant stores dense and sparse vectors together, with a payload for every point, and hybrid search fuses both of them! #RAG"
+    d = "Photosynthesis is a process where plants create oxygen from water and light in their green leaves."
+    nq, nd = (len(ce.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (q, d))
+    assert nq > nd > 24 - 3  # 43 and 22 tokens past [CLS] q [SEP] d [SEP]: both are cut, the longer query first
     with pytest.warns(UserWarning, match="query is longer"):
         item = ce.tokenize_pairs([q], [d])[0]
     ref = ce.tokenizer(q, d, truncation="longest_first", max_length=24)["input_ids"]
