@@ -12,8 +12,8 @@ runs them against the sync store and :meth:`Ingestor.aingest` against the async 
 
 Documents replace their previous version: before a changed document's chunks are
 written, its points that the new version does not have are deleted. A document whose
-text, metadata and chunking are unchanged (same ``content_hash`` on its first and last
-stored chunk) is not encoded again.
+text, metadata and chunking are unchanged (every stored chunk present, with the same
+``_content_hash``) is not encoded again.
 """
 
 from __future__ import annotations
@@ -382,23 +382,27 @@ class Ingestor:
             for group in iter_batch(docs, max(1, self.batch_size // 4)):
                 stats.documents += len(group)
                 hashes = {d.id: self._content_hash(d) for d in group}
-                # what is stored now: the first chunk of each document, then the last
+                # what is stored now: the first chunk of each document (hash and chunk count),
+                # then every chunk of the candidates for "unchanged" (all there, all that hash)
                 firsts: list[StoredPoint] = yield ("retrieve", [point_id(d.id, 0) for d in group])
                 stored = {p.payload.get("doc_id"): p.payload for p in firsts}
-                complete = [
+                candidates = [
                     d for d in group
                     if stored.get(d.id, {}).get(CONTENT_HASH_FIELD) == hashes[d.id]
                     and isinstance(stored[d.id].get(CHUNK_COUNT_FIELD), int)
                 ]
                 unchanged: set[str] = set()
-                if complete:
-                    lasts: list[StoredPoint] = yield (
-                        "retrieve", [point_id(d.id, int(stored[d.id][CHUNK_COUNT_FIELD]) - 1) for d in complete]
-                    )
-                    unchanged = {
-                        str(p.payload.get("doc_id")) for p in lasts
-                        if p.payload.get(CONTENT_HASH_FIELD) == hashes.get(str(p.payload.get("doc_id")))
+                if candidates:
+                    expected = {
+                        point_id(d.id, i): d.id for d in candidates for i in range(int(stored[d.id][CHUNK_COUNT_FIELD]))
                     }
+                    found: list[StoredPoint] = yield ("retrieve", list(expected))
+                    intact: dict[str, int] = {}
+                    for p in found:
+                        doc_id = expected.get(p.id)
+                        if doc_id is not None and p.payload.get(CONTENT_HASH_FIELD) == hashes[doc_id]:
+                            intact[doc_id] = intact.get(doc_id, 0) + 1
+                    unchanged = {d.id for d in candidates if intact.get(d.id) == int(stored[d.id][CHUNK_COUNT_FIELD])}
                 todo = [d for d in group if d.id not in unchanged]
                 stats.unchanged += len(group) - len(todo)
                 t0 = time.perf_counter()
@@ -417,9 +421,11 @@ class Ingestor:
                         stats.updated += 1
                     else:
                         stats.added += 1
-                    extra = {CONTENT_HASH_FIELD: hashes[doc.id], CHUNK_COUNT_FIELD: len(chunks)}
-                    if source is not None:
-                        extra[SOURCE_FIELD] = source
+                    extra: dict[str, Any] = {CONTENT_HASH_FIELD: hashes[doc.id], CHUNK_COUNT_FIELD: len(chunks)}
+                    # a document keeps the source it was mirrored under when it is re-added on its own
+                    owner = source if source is not None else stored.get(doc.id, {}).get(SOURCE_FIELD)
+                    if owner is not None:
+                        extra[SOURCE_FIELD] = owner
                     recs = [
                         ChunkRecord(
                             doc_id=doc.id, text=c.text, chunk_index=i, metadata=doc.metadata,
@@ -493,15 +499,38 @@ class Ingestor:
             if layout_sparse:
                 sparse_vec = SparseVector() if i in empty or not sparse else sparse[row[i]]
             node = dict(r.node) if r.node is not None else node_content_dict(
-                node_id=r.visible_id, text=r.text, doc_id=r.doc_id, metadata=r.metadata, start=r.start, end=r.end,
+                node_id=r.visible_id, text=r.text, doc_id=r.doc_id, metadata=_json_values(r.metadata),
+                start=r.start, end=r.end,
             )
             payload = build_payload(
-                text=r.text, doc_id=r.doc_id, chunk_index=r.chunk_index, metadata={**r.metadata, **r.extra_payload},
-                node_content=json.dumps(node, ensure_ascii=False, default=str), node_type=r.node_type,
+                text=r.text, doc_id=r.doc_id, chunk_index=r.chunk_index,
+                metadata={**_json_values(r.metadata), **r.extra_payload},
+                node_content=json.dumps(node, ensure_ascii=False, default=_json_default), node_type=r.node_type,
                 node_id=r.node_id if r.node_id is not None and r.node_id != pid else None,
             )
             points.append(PointRecord(id=pid, dense=np.asarray(vector, dtype=np.float32), sparse=sparse_vec, payload=payload))
         return points
+
+
+def _json_values(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata as JSON values (dates become ISO strings), the same on every engine.
+
+    Qdrant Edge rejects Python objects such as ``datetime.date`` that qdrant-client turns
+    into strings; converting here gives both engines, and the node JSON, the same values.
+    """
+    if all(isinstance(v, (str, int, float, bool, type(None))) for v in metadata.values()):
+        return dict(metadata)
+    converted: dict[str, Any] = json.loads(json.dumps(dict(metadata), default=_json_default, ensure_ascii=False))
+    return converted
+
+
+def _json_default(value: Any) -> Any:
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
 
 
 def _is_empty(item: Any) -> bool:
@@ -552,13 +581,15 @@ def _documents_filter(doc_ids: Sequence[str]) -> models.Filter:
 
 
 def _stale_filter(keep: Mapping[str, Sequence[str]]) -> models.Filter:
-    """Points of these documents other than the ones the new versions write."""
-    clauses: list[Any] = []
-    for doc_id, ids in keep.items():
-        doc = models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
-        not_kept: list[Any] | None = [models.HasIdCondition(has_id=list(ids))] if ids else None
-        clauses.append(models.Filter(must=[doc], must_not=not_kept))
-    return models.Filter(should=clauses)
+    """Points of these documents other than the ones the new versions write.
+
+    One condition for the whole group (a kept id belongs to one document only), so an
+    engine without payload indexes scans its points once, not once per document.
+    """
+    kept: list[Any] = [i for ids in keep.values() for i in ids]
+    doc: Any = models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(keep)))
+    not_kept: list[Any] | None = [models.HasIdCondition(has_id=kept)] if kept else None
+    return models.Filter(must=[doc], must_not=not_kept)
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -26,7 +26,7 @@ from qdrant_client import models
 from .._runtime import warn_external
 from ..embed import DEFAULT_MODEL, GteEncoder
 from ..errors import ConfigError, ModelLoadError, StoreError
-from ..models import checkpoint_identity
+from ..models import checkpoint_identity, resolve_checkpoint
 from ..qdrant import (
     AsyncEdgeBackend,
     AsyncQdrantStore,
@@ -40,7 +40,7 @@ from ..qdrant import (
 )
 from ..qdrant._layout import PayloadIndexType
 from ._chunking import TokenChunker
-from ._files import read_source
+from ._files import Source, read_source
 from ._ingest import (
     DEFAULT_INGEST_BATCH,
     SOURCE_FIELD,
@@ -184,7 +184,7 @@ class KnowledgeBase:
         probe = CollectionLayout(collection, dense_size=1)
         self.store: QdrantStore = open_store(location, probe, api_key=api_key, **options)
         try:
-            self._recorded = self._read_recorded(model is None and encoder is None)
+            self._recorded: CollectionLayout | None = self.store.backend.read_layout()
             self.encoder = encoder or self._build_encoder(model, dict(encoder_options or {}))
             if not self.encoder.has_sparse and self.hybrid.mode != "dense":
                 raise ConfigError(
@@ -198,7 +198,7 @@ class KnowledgeBase:
                 dense_size=self.encoder.dimension,
                 sparse_name="sparse" if self.encoder.has_sparse else None,
                 sparse_idf=self.encoder.sparse_mode == "lexical",
-                model_name=record["identity"],
+                model_name=self._model_name_for(record),
                 payload_indexes=DEFAULT_PAYLOAD_INDEXES,
                 encoder=record,
             )
@@ -211,29 +211,54 @@ class KnowledgeBase:
         self.ingest_batch_size = ingest_batch_size
 
     # ------------------------------------------------------------------ construction
-    def _read_recorded(self, needed: bool) -> CollectionLayout | None:
-        if not needed:
-            return None
-        return self.store.backend.read_layout()  # type: ignore[no-any-return]
+    _RECORDED_OPTIONS = ("dimension", "max_length", "query_instruction", "sparse")
 
     def _build_encoder(self, model: str | Path | None, options: dict[str, Any]) -> GteEncoder:
-        recorded = self._recorded.encoder_settings if self._recorded is not None else {}
-        if model is not None or not recorded.get("model"):
-            return GteEncoder(model if model is not None else DEFAULT_MODEL, **options)
-        for key in ("dimension", "max_length", "query_instruction", "sparse"):
-            if key in recorded:
-                options.setdefault(key, recorded[key])
-        ref = str(recorded["model"])
+        found = self._recorded
+        recorded = found.encoder_settings if found is not None else {}
+        if model is not None:
+            # the model the collection was built with, named again (maybe from another
+            # directory): its recorded settings (dimension, prompts...) apply unless overridden
+            if recorded.get("identity") and checkpoint_identity(resolve_checkpoint(model)) == recorded["identity"]:
+                for key in self._RECORDED_OPTIONS:
+                    if key in recorded:
+                        options.setdefault(key, recorded[key])
+            return GteEncoder(model, **options)
+        if recorded.get("model"):
+            ref = str(recorded["model"])
+            for key in self._RECORDED_OPTIONS:
+                if key in recorded:
+                    options.setdefault(key, recorded[key])
+        elif found is not None and found.model_name and not str(found.model_name).startswith("sha256:"):
+            ref = str(found.model_name)  # a collection from before encoder settings were recorded
+        else:
+            return GteEncoder(DEFAULT_MODEL, **options)
         try:
             return GteEncoder(ref, **options)
         except ModelLoadError as exc:
             raise ModelLoadError(
                 f"collection {self.store.layout.collection!r} at {self.location!r} was built with model {ref!r} "
-                f"(identity {recorded.get('identity')!r}), which cannot be loaded on this machine: {exc} "
+                f"(identity {recorded.get('identity', ref)!r}), which cannot be loaded on this machine: {exc} "
                 "Fix: pass model= (--model on the command line; a copy of that checkpoint in another "
                 "directory is recognised by its fingerprint), or fetch the model.",
                 model_name=ref,
             ) from exc
+
+    def _model_name_for(self, record: Mapping[str, Any]) -> str:
+        """The identity to check the collection against.
+
+        A collection written before encoder settings were recorded names its model by hub
+        id or by checkpoint path; it is accepted when this encoder was loaded from that name.
+        """
+        found = self._recorded
+        if found is not None and not found.encoder and found.model_name:
+            legacy = str(found.model_name)
+            loaded = {self.encoder.spec.hf_id, self.encoder.model_name, str(record.get("model"))}
+            if legacy in loaded:
+                logger.info("Collection %r records its model by name (%s); accepted for %s",
+                            found.collection, legacy, record["identity"])
+                return legacy
+        return str(record["identity"])
 
     def _make_chunker(self, chunk_size: int | None, chunk_overlap: int | None) -> TokenChunker | None:
         if chunk_size == 0:
@@ -334,18 +359,8 @@ class KnowledgeBase:
             ConfigError: a path does not exist, a named file has an unsupported suffix,
                 ``source`` is given with several paths, or two directories overlap.
         """
-        paths = list(paths)
-        if source is not None and len(paths) != 1:
-            raise ConfigError(f"source={source!r} names one directory; got {len(paths)} paths. Index them one at a time")
-        sources = [read_source(p, source=source) for p in paths]
-        names = [s.name for s in sources if s.name is not None]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"two paths give the same source name: {sorted(names)}; pass them in separate calls")
-        ids = [d.id for s in sources for d in s.documents]
-        if len(set(ids)) != len(ids):
-            raise ConfigError("the paths overlap (a file is reached twice); index each folder once")
         total = IngestStats()
-        for src in sources:
+        for src in _read_sources(paths, source):
             total = total + self._ingestor().ingest(src.documents, show_progress=show_progress, source=src.name)
         return total
 
@@ -353,13 +368,11 @@ class KnowledgeBase:
         self, paths: Iterable[str | Path], *, source: str | None = None, show_progress: bool = False
     ) -> IngestStats:
         """Async twin of :meth:`add_files` (files are read in a worker thread)."""
-        paths = list(paths)
-        if source is not None and len(paths) != 1:
-            raise ConfigError(f"source={source!r} names one directory; got {len(paths)} paths. Index them one at a time")
         total = IngestStats()
-        for p in paths:
-            src = await asyncio.to_thread(read_source, p, source=source)
-            total = total + await self._ingestor(for_async=True).aingest(src.documents, show_progress=show_progress, source=src.name)
+        for src in await asyncio.to_thread(_read_sources, list(paths), source):
+            total = total + await self._ingestor(for_async=True).aingest(
+                src.documents, show_progress=show_progress, source=src.name
+            )
         return total
 
     def write(self, records: Sequence[ChunkRecord]) -> list[str]:
@@ -631,6 +644,21 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(location={self.location!r}, collection={self.layout.collection!r}, encoder={self.encoder!r})"
+
+
+def _read_sources(paths: Iterable[str | Path], source: str | None) -> list[Source]:
+    """Read every path given to ``add_files``, and refuse ones that name or reach the same files."""
+    paths = list(paths)
+    if source is not None and len(paths) != 1:
+        raise ConfigError(f"source={source!r} names one directory; got {len(paths)} paths. Index them one at a time")
+    sources = [read_source(p, source=source) for p in paths]
+    names = [s.name for s in sources if s.name is not None]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two paths give the same source name: {sorted(names)}; pass them in separate calls")
+    ids = [d.id for s in sources for d in s.documents]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("the paths overlap (a file is reached twice); index each folder once")
+    return sources
 
 
 def _close_async_elsewhere(store: AsyncQdrantStore) -> None:

@@ -25,6 +25,7 @@ from qdrant_client import models
 
 from ..errors import ConfigError
 from ..kb import ChunkRecord, KnowledgeBase
+from ..kb._ingest import WRITE_PATH_FIELDS
 from ..qdrant import SearchHit, StoredPoint, node_point_id
 from ..qdrant._points import RESERVED_PAYLOAD_KEYS
 from ._embedding import GteEmbedding
@@ -39,13 +40,15 @@ _MODES = {
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
 _PAGE = 256
+_TOP_LEVEL_TAKEN = RESERVED_PAYLOAD_KEYS | set(WRITE_PATH_FIELDS)
 
 
 def node_to_record(node: BaseNode) -> ChunkRecord:
     """The core record of a LlamaIndex node: stored under its own id, text and all."""
     node_dict = node.to_dict()
     node_dict["embedding"] = None  # the vector lives in Qdrant, not twice in the payload
-    metadata = {k: v for k, v in (node.metadata or {}).items() if k not in RESERVED_PAYLOAD_KEYS}
+    # keys the payload layout uses itself stay in the node JSON only (as the stock store does)
+    metadata = {k: v for k, v in (node.metadata or {}).items() if k not in _TOP_LEVEL_TAKEN}
     return ChunkRecord(
         doc_id=node.ref_doc_id or node.node_id,
         text=node.get_content(metadata_mode=MetadataMode.NONE),

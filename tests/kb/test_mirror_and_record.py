@@ -285,3 +285,77 @@ def test_chunks_fit_the_window_with_specials_and_prompt_and_are_tokenized_once(
         assert stats.chunks > 5 and kb.chunker is not None
         assert kb.chunker.chunk_size == encoder.document_token_budget
     assert seen and all(isinstance(t, TokenizedText) for t in seen)  # chunks are not tokenized again
+
+
+def test_a_missing_middle_chunk_is_rewritten(location: Any, collection: str, encoder: GteEncoder) -> None:
+    long_text = " ".join(f"Sentence number {i} talks about rivers and mountains." for i in range(40))
+    with KnowledgeBase(location, collection=collection, encoder=encoder, chunk_size=16, chunk_overlap=2) as kb:
+        kb.add_documents([SourceDocument("d", long_text)])
+        n = kb.count()
+        kb.delete(models.Filter(must=[models.FieldCondition(key="chunk_index", match=models.MatchValue(value=2))]))
+        stats = kb.add_documents([SourceDocument("d", long_text)])
+        assert (stats.updated, stats.unchanged) == (1, 0) and kb.count() == n
+
+
+def test_a_file_added_on_its_own_stays_in_its_folders_mirror(location: Any, collection: str, encoder: GteEncoder, tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "docs", FILES)
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
+        kb.add_files([folder])
+        kb.add_files([folder / "rust.txt"])  # re-added alone (other metadata): still part of the folder
+        (folder / "rust.txt").unlink()
+        stats = kb.add_files([folder])
+        assert stats.removed == 1 and str((folder / "rust.txt").resolve()) not in _docs_of(kb)
+
+
+def test_overlapping_folders_are_refused_sync_and_async(location: Any, collection: str, encoder: GteEncoder, tmp_path: Path) -> None:
+    import asyncio
+
+    folder = _folder(tmp_path / "docs", FILES)
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
+        with pytest.raises(ConfigError, match="overlap"):
+            kb.add_files([folder, folder / "sub"])
+        with pytest.raises(ConfigError, match="overlap"):
+            asyncio.run(kb.aadd_files([folder, folder / "sub"]))
+        assert kb.count() == 0
+
+
+def test_dates_and_other_python_values_in_metadata(location: Any, collection: str, encoder: GteEncoder) -> None:
+    import datetime
+
+    meta = {"date": datetime.date(2024, 1, 2), "tags": ("a", "b"), "when": datetime.datetime(2024, 1, 2, 3, 4, 5)}
+    with KnowledgeBase(location, collection=collection, encoder=encoder) as kb:
+        kb.add_documents([SourceDocument("d", "Plants create oxygen.", meta)])
+        payload = kb.query("oxygen", top_k=1)[0].payload
+        assert payload["date"] == "2024-01-02" and payload["tags"] == ["a", "b"]
+        assert payload["when"] == "2024-01-02T03:04:05"
+
+
+def test_naming_the_recorded_model_again_keeps_its_settings(tmp_path: Path, tiny_embedder: Path) -> None:
+    path = tmp_path / "kb"
+    with KnowledgeBase(path, model=tiny_embedder, encoder_options={"dimension": 16, "query_instruction": "find: "}) as kb:
+        kb.add_texts(["Plants create oxygen."], ids=["p"])
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_embedder, copy)
+    for model in (tiny_embedder, copy):  # the path it was built from, or a copy of it
+        with KnowledgeBase(path, model=model) as kb:
+            assert kb.encoder.dimension == 16 and kb.encoder.query_instruction == "find: "
+            assert kb.count() == 1
+
+
+def test_a_collection_recorded_by_model_path_still_opens(tmp_path: Path, tiny_embedder: Path) -> None:
+    """Collections written before the encoder record name their model by path or hub id."""
+    import json
+
+    path = tmp_path / "kb"
+    with KnowledgeBase(path, model=tiny_embedder) as kb:
+        kb.add_texts(["Plants create oxygen."], ids=["p"])
+    sidecar = path / "gte_rag" / "gte_rag_layout.json"
+    data = json.loads(sidecar.read_text())
+    key = next(iter(data))
+    data[key]["model_name"] = str(tiny_embedder)
+    del data[key]["encoder"]
+    sidecar.write_text(json.dumps(data))
+    with KnowledgeBase(path, model=tiny_embedder) as kb:
+        assert kb.count() == 1
+    with KnowledgeBase(path) as kb:  # no model: the name it records
+        assert Path(kb.encoder.model_name) == tiny_embedder and kb.count() == 1

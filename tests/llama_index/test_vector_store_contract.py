@@ -201,3 +201,13 @@ def test_the_stock_parser_reads_our_edge_payloads(encoder: GteEncoder, tmp_path:
     assert set(by_id) == {n.node_id for n in nodes}
     for n in nodes:
         assert by_id[n.node_id].get_content() == n.get_content() and by_id[n.node_id].metadata == n.metadata
+
+
+def test_node_metadata_may_use_the_write_paths_names(store: GteVectorStore) -> None:
+    import datetime
+
+    meta = {"_source": "web", "_content_hash": "x", "doc_id": "mine", "date": datetime.date(2024, 1, 2)}
+    store.add(_embedded(store, [TextNode(id_="n1", text="Plants create oxygen.", metadata=meta)]))
+    node = store.get_nodes(node_ids=["n1"])[0]
+    assert node.metadata["_source"] == "web" and node.metadata["doc_id"] == "mine"
+    assert node.metadata["date"] == "2024-01-02"
