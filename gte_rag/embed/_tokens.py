@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .._runtime import warn_external
 from ..errors import ConfigError, InputTypeError
@@ -104,14 +105,19 @@ def warn_glued_prompt(what: str, prompt: str, role: str) -> None:
         )
 
 
-def check_strs(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list, every item a str (raises :class:`InputTypeError` naming the index)."""
+def _as_list(texts: Sequence[Any]) -> list[Any]:
+    """``texts`` as a list; a bare str or a non-iterable raises :class:`InputTypeError`."""
     if isinstance(texts, str):
         raise InputTypeError("texts must be a sequence of str, got a single str; wrap it in a list: [text]")
     try:
-        items = list(texts)
+        return list(texts)
     except TypeError as exc:
         raise InputTypeError(f"texts must be a sequence of str, got {type(texts).__name__}") from exc
+
+
+def check_strs(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, every item a str (raises :class:`InputTypeError` naming the index)."""
+    items = _as_list(texts)
     for i, t in enumerate(items):
         if not isinstance(t, str):
             raise InputTypeError(f"texts[{i}] is a {type(t).__name__}, not a str: {t!r:.80}")
@@ -127,12 +133,7 @@ def check_inputs(texts: Sequence[str | TokenizedText], on_empty: str) -> list[st
     """
     if on_empty not in ("raise", "encode"):
         raise ConfigError(f"on_empty={on_empty!r} is not one of 'raise', 'encode'")
-    if isinstance(texts, str):
-        raise InputTypeError("texts must be a sequence of str, got a single str; wrap it in a list: [text]")
-    try:
-        items = list(texts)
-    except TypeError as exc:
-        raise InputTypeError(f"texts must be a sequence of str, got {type(texts).__name__}") from exc
+    items = _as_list(texts)
     for i, t in enumerate(items):
         if isinstance(t, TokenizedText):
             empty = not t.ids
