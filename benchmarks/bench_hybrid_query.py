@@ -11,9 +11,19 @@ All run hybrid RRF with top_k=10 and 100 candidates per branch. Prints p50/p95 a
 ratio of p50 vs LlamaIndex, and writes a JSON with commit, machine and versions under
 ``benchmarks/results/``.
 
+Our overhead over the engine: after ``optimize()``, ``QdrantStore.query`` (hybrid RRF) is
+timed against the same request sent straight to the Edge shard (a ``qdrant_edge``
+``QueryRequest`` built once per query outside the timing; ``shard.query`` timed), on the
+same queries in the same run, interleaved (the order alternates per query), after a
+warm-up. The difference of the p50s is what gte_rag adds: plan building, conversion to
+Edge types, result parsing into ``SearchHit`` and the tie-breaking sort. ``--profile``
+also prints the median time of each of those pieces.
+
 Usage::
 
     python benchmarks/bench_hybrid_query.py --points 10000 100000
+    python benchmarks/bench_hybrid_query.py --points 100000 --edge-only --queries 1000 --profile
+    python benchmarks/bench_hybrid_query.py --points 2000 --queries 50      # smoke run
 """
 
 from __future__ import annotations
@@ -36,7 +46,17 @@ import numpy as np
 import pytest
 
 from gte_rag._types import SparseVector
-from gte_rag.qdrant import CollectionLayout, HybridConfig, PointRecord, open_store, point_id
+from gte_rag.qdrant import (
+    CollectionLayout,
+    HybridConfig,
+    PointRecord,
+    SearchHit,
+    build_query_plan,
+    open_store,
+    point_id,
+    rank_hits,
+)
+from gte_rag.qdrant._query import DEFAULT_RRF_K, TIE_MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +106,15 @@ def _sv(pair: tuple[np.ndarray, np.ndarray]) -> SparseVector:
     return SparseVector(tuple(int(i) for i in pair[0]), tuple(float(v) for v in pair[1]))
 
 
+def _summary(times_ms: list[float]) -> dict[str, float]:
+    arr = np.asarray(times_ms)
+    return {
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p95_ms": float(np.percentile(arr, 95)),
+        "queries": len(times_ms),
+    }
+
+
 def _latencies(fn: Callable[[int], Any], n_queries: int, warmup: int = 3) -> dict[str, float]:
     for j in range(min(warmup, n_queries)):
         fn(j)
@@ -94,22 +123,134 @@ def _latencies(fn: Callable[[int], Any], n_queries: int, warmup: int = 3) -> dic
         t0 = time.perf_counter()
         fn(j)
         times.append((time.perf_counter() - t0) * 1000.0)
-    arr = np.asarray(times)
-    return {
-        "p50_ms": float(np.percentile(arr, 50)),
-        "p95_ms": float(np.percentile(arr, 95)),
-        "queries": n_queries,
-    }
+    return _summary(times)
 
 
-def bench_gte_store(location: str | None, corpus: dict[str, Any], n_queries: int, *, optimize: bool) -> dict[str, Any]:
+def _direct_request(layout: CollectionLayout, dense: np.ndarray, sparse: tuple[np.ndarray, np.ndarray]) -> Any:
+    """The hybrid RRF request of ``QdrantStore.query``, written straight in qdrant_edge types."""
+    import qdrant_edge as qe
+
+    def branch(query: Any, using: str | None) -> Any:
+        return qe.Prefetch(limit=PREFETCH, query=qe.Query.Nearest(query, using=using), prefetches=None,
+                           filter=None, score_threshold=None)
+
+    return qe.QueryRequest(
+        limit=TOP_K + TIE_MARGIN,
+        query=qe.Fusion.Rrf(k=DEFAULT_RRF_K, weights=None),
+        prefetches=[
+            branch(dense.astype(np.float32).tolist(), layout.dense_name),
+            branch(qe.SparseVector(sparse[0].tolist(), sparse[1].astype(np.float32).tolist()), layout.sparse_name),
+        ],
+        filter=None,
+        with_payload=True,
+        with_vector=False,
+    )
+
+
+def bench_overhead(store: Any, corpus: dict[str, Any], q_sparse: list[SparseVector], hybrid: HybridConfig,
+                   n_queries: int, *, warmup: int = 20, profile: bool = False) -> dict[str, Any]:
+    """``QdrantStore.query`` against the same request sent straight to the Edge shard."""
+    from gte_rag.qdrant._edge_convert import to_edge_request
+
+    layout = store.layout
+    nq = len(q_sparse)
+    direct = [_direct_request(layout, corpus["q_dense"][j], corpus["q_sparse"][j]) for j in range(nq)]
+    plan0 = build_query_plan(layout, dense=corpus["q_dense"][0], sparse=q_sparse[0], top_k=TOP_K, hybrid=hybrid)
+    assert repr(to_edge_request(plan0)) == repr(direct[0]), "the direct request differs from ours"
+    times: dict[str, list[float]] = {"ours": [], "direct": [], "direct_read": []}
+    with store.backend.using_shard() as shard:  # close() waits for this block
+
+        def ours(j: int) -> float:
+            t0 = time.perf_counter()
+            store.query(corpus["q_dense"][j % nq], q_sparse[j % nq], top_k=TOP_K, hybrid=hybrid)
+            return (time.perf_counter() - t0) * 1000.0
+
+        def straight(j: int) -> float:
+            request = direct[j % nq]
+            t0 = time.perf_counter()
+            shard.query(request)
+            return (time.perf_counter() - t0) * 1000.0
+
+        def straight_read(j: int) -> float:
+            # the same request, and its top_k results read as a caller would use them
+            # (Edge builds each point's id and payload when they are read)
+            request = direct[j % nq]
+            t0 = time.perf_counter()
+            found = shard.query(request)
+            _ = [(str(p.id), p.score, p.payload) for p in found[:TOP_K]]
+            return (time.perf_counter() - t0) * 1000.0
+
+        systems = {"ours": ours, "direct": straight, "direct_read": straight_read}
+        for j in range(warmup):
+            for run in systems.values():
+                run(j)
+        names = list(systems)
+        for j in range(n_queries):  # interleaved; who goes first rotates
+            for k in range(len(names)):
+                name = names[(j + k) % len(names)]
+                times[name].append(systems[name](j))
+        pieces = _profile_pieces(store, shard, corpus, q_sparse, hybrid, n_queries) if profile else None
+    result: dict[str, Any] = {name: _summary(values) for name, values in times.items()}
+    result["overhead_p50_ms"] = result["ours"]["p50_ms"] - result["direct"]["p50_ms"]
+    result["ratio_p50"] = result["ours"]["p50_ms"] / result["direct"]["p50_ms"]
+    result["overhead_vs_read_p50_ms"] = result["ours"]["p50_ms"] - result["direct_read"]["p50_ms"]
+    result["ratio_vs_read_p50"] = result["ours"]["p50_ms"] / result["direct_read"]["p50_ms"]
+    if pieces is not None:
+        result["pieces_p50_us"] = pieces
+    return result
+
+
+def _profile_pieces(store: Any, shard: Any, corpus: dict[str, Any], q_sparse: list[SparseVector],
+                    hybrid: HybridConfig, n_queries: int) -> dict[str, float]:
+    """Median time of each piece of our query path, in microseconds."""
+    from gte_rag.qdrant._edge_convert import to_edge_request
+
+    try:
+        from gte_rag.qdrant._edge import _best_hits as parse  # what EdgeBackend.query parses
+    except ImportError:  # older code parsed every point
+
+        def parse(found: Any, top_k: int) -> list[SearchHit]:
+            return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    layout = store.layout
+    nq = len(q_sparse)
+    times: dict[str, list[float]] = {"plan": [], "convert": [], "engine": [], "parse": [], "rank": []}
+    for j in range(n_queries):
+        t0 = time.perf_counter()
+        plan = build_query_plan(layout, dense=corpus["q_dense"][j % nq], sparse=q_sparse[j % nq],
+                                top_k=TOP_K, hybrid=hybrid)
+        t1 = time.perf_counter()
+        request = to_edge_request(plan)
+        t2 = time.perf_counter()
+        found = shard.query(request)
+        t3 = time.perf_counter()
+        hits = parse(found, plan.top_k)
+        t4 = time.perf_counter()
+        rank_hits(hits, plan.top_k)
+        t5 = time.perf_counter()
+        for key, (a, b) in zip(times, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))):
+            times[key].append((b - a) * 1e6)
+    return {key: float(np.median(v)) for key, v in times.items()}
+
+
+def bench_gte_store(location: str | Path | None, corpus: dict[str, Any], n_queries: int, *, optimize: bool,
+                    overhead_queries: int = 0, profile: bool = False) -> dict[str, Any]:
+    """Insert, time plain queries, optimize, time again (and our overhead over the shard).
+
+    With a directory that already holds this corpus, optimized (``--edge-dir``), the
+    insert, the plain timing and the optimize are skipped: only the queries are timed.
+    """
     n = len(corpus["dense"])
     layout = CollectionLayout(
         "bench", dense_size=DIM, sparse_idf=True, payload_indexes={"group": "keyword"}
     )
     results: dict[str, Any] = {}
     with open_store(location, layout) as store:
-        store.ensure_collection()
+        created = store.ensure_collection()
+        reused = optimize and not created and store.count() == n and store.optimize() is False
+        if not created and not reused:
+            store.ensure_collection(recreate=True)
+        results["reused_collection"] = reused
         points = [
             PointRecord(
                 point_id(f"doc{i}", 0),
@@ -118,10 +259,11 @@ def bench_gte_store(location: str | None, corpus: dict[str, Any], n_queries: int
                 payload={"doc_id": f"doc{i}", "group": str(corpus["group"][i]), "text": f"doc {i}"},
             )
             for i in range(n)
-        ]
-        t0 = time.perf_counter()
-        store.upsert(points, batch_size=512)
-        results["insert_s"] = time.perf_counter() - t0
+        ] if not reused else []
+        if not reused:
+            t0 = time.perf_counter()
+            store.upsert(points, batch_size=512)
+            results["insert_s"] = time.perf_counter() - t0
         q_sparse = [_sv(s) for s in corpus["q_sparse"]]
         hybrid = HybridConfig(prefetch_limit=PREFETCH)
         nq = len(q_sparse)
@@ -129,12 +271,17 @@ def bench_gte_store(location: str | None, corpus: dict[str, Any], n_queries: int
         def query(j: int) -> Any:
             return store.query(corpus["q_dense"][j % nq], q_sparse[j % nq], top_k=TOP_K, hybrid=hybrid)
 
-        results["plain"] = _latencies(query, n_queries)
+        if not reused:
+            results["plain"] = _latencies(query, n_queries)
         if optimize:
-            t0 = time.perf_counter()
-            store.optimize()
-            results["optimize_s"] = time.perf_counter() - t0
+            if not reused:
+                t0 = time.perf_counter()
+                store.optimize()
+                results["optimize_s"] = time.perf_counter() - t0
             results["optimized"] = _latencies(query, n_queries)
+            if overhead_queries:
+                results["overhead"] = bench_overhead(store, corpus, q_sparse, hybrid, overhead_queries,
+                                                     profile=profile)
     return results
 
 
@@ -216,27 +363,41 @@ def _local_queries(n: int, requested: int) -> int:
     return max(5, min(requested, int(300_000 / max(n, 1))))
 
 
-def run(points: list[int], queries: int, skip_llama_index: bool = False) -> dict[str, Any]:
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
+def run(points: list[int], queries: int, skip_llama_index: bool = False, *, edge_only: bool = False,
+        profile: bool = False, edge_dir: Path | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {
         "commit": _git_commit(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "versions": _versions(),
         "settings": {"dim": DIM, "vocab": VOCAB, "top_k": TOP_K, "prefetch": PREFETCH, "fusion": "rrf"},
+        "load_average_at_start": _load(),
         "runs": {},
     }
+    print(f"load average (1, 5, 15 min): {report['load_average_at_start']}", flush=True)
     for n in points:
         print(f"\n== {n} points: building corpus", flush=True)
         corpus = make_corpus(n, n_queries=max(queries, 50))
         runs: dict[str, Any] = {}
         print("   gte_rag on Edge ...", flush=True)
-        runs["gte_edge"] = bench_gte_store(None, corpus, queries, optimize=True)
-        local_q = _local_queries(n, queries)
-        print(f"   gte_rag on local mode ({local_q} queries) ...", flush=True)
-        runs["gte_local"] = bench_gte_store(":memory:", corpus, local_q, optimize=False)
-        if not skip_llama_index:
-            print(f"   LlamaIndex QdrantVectorStore on local mode ({local_q} queries) ...", flush=True)
-            runs["llama_index_local"] = bench_llama_index(corpus, local_q)
+        location = None if edge_dir is None else edge_dir / f"points_{n}"
+        runs["gte_edge"] = bench_gte_store(location, corpus, queries, optimize=True, overhead_queries=queries,
+                                           profile=profile)
+        if not edge_only:
+            local_q = _local_queries(n, queries)
+            print(f"   gte_rag on local mode ({local_q} queries) ...", flush=True)
+            runs["gte_local"] = bench_gte_store(":memory:", corpus, local_q, optimize=False)
+            if not skip_llama_index:
+                print(f"   LlamaIndex QdrantVectorStore on local mode ({local_q} queries) ...", flush=True)
+                runs["llama_index_local"] = bench_llama_index(corpus, local_q)
+        runs["load_average_at_end"] = _load()
         report["runs"][str(n)] = runs
         _print_table(n, runs)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -251,8 +412,9 @@ def _print_table(n: int, runs: dict[str, Any]) -> None:
     rows = [
         ("gte_rag Edge (plain)", runs["gte_edge"], "plain"),
         ("gte_rag Edge (optimized)", runs["gte_edge"], "optimized"),
-        ("gte_rag local mode", runs["gte_local"], "plain"),
     ]
+    if "gte_local" in runs:
+        rows.append(("gte_rag local mode", runs["gte_local"], "plain"))
     if "llama_index_local" in runs:
         rows.append(("LlamaIndex local mode", runs["llama_index_local"], "plain"))
     print(f"\n{n} points, hybrid RRF top-{TOP_K}, Qdrant part only")
@@ -265,6 +427,24 @@ def _print_table(n: int, runs: dict[str, Any]) -> None:
         insert = res.get("insert_s", float("nan")) if key == "plain" else res.get("optimize_s", float("nan"))
         print(f"{label:28} {insert:9.1f} {lat['p50_ms']:9.2f} {lat['p95_ms']:9.2f} {lat['queries']:8d} {ratio:>10}")
     print("(insert s of the optimized row = optimize time)")
+    over = runs["gte_edge"].get("overhead")
+    if over:
+        ours, direct = over["ours"], over["direct"]
+        print(f"\nOur overhead on Edge after optimize(), {ours['queries']} interleaved queries "
+              f"(load average {runs.get('load_average_at_end', '?')}):")
+        print(f"{'path':34} {'p50 ms':>9} {'p95 ms':>9}")
+        rows = (("QdrantStore.query (ours)", "ours"), ("EdgeShard.query (direct)", "direct"),
+                ("EdgeShard.query + read top_k", "direct_read"))
+        for label, key in rows:
+            if key in over:
+                print(f"{label:34} {over[key]['p50_ms']:9.3f} {over[key]['p95_ms']:9.3f}")
+        print(f"difference of p50: {over['overhead_p50_ms']:.3f} ms, ratio ours/direct: {over['ratio_p50']:.3f}")
+        if "overhead_vs_read_p50_ms" in over:
+            print(f"difference of p50 against the direct call with its results read: "
+                  f"{over['overhead_vs_read_p50_ms']:.3f} ms, ratio {over['ratio_vs_read_p50']:.3f}")
+        if "pieces_p50_us" in over:
+            pieces = ", ".join(f"{k} {v:.1f}" for k, v in over["pieces_p50_us"].items())
+            print(f"pieces of our path, median us: {pieces}")
 
 
 @pytest.mark.benchmark
@@ -272,18 +452,31 @@ def test_bench_hybrid_query_small() -> None:
     """Smoke-run the benchmark on 2k points; Edge must answer a hybrid query in < 50 ms."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # LlamaIndex creates payload indexes on local mode, which warns that they do nothing
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
         report = run([2000], queries=20)
-    assert report["runs"]["2000"]["gte_edge"]["plain"]["p50_ms"] < 50
+    edge = report["runs"]["2000"]["gte_edge"]
+    assert edge["plain"]["p50_ms"] < 50
+    assert edge["overhead"]["ours"]["queries"] == edge["overhead"]["direct"]["queries"] == 20
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--points", type=int, nargs="+", default=[10_000, 100_000],
+                        help="corpus sizes (any size >= 1; e.g. 2000 for a quick smoke run)")
     parser.add_argument("--queries", type=int, default=200, help="queries per engine (local mode is capped)")
     parser.add_argument("--skip-llama-index", action="store_true")
+    parser.add_argument("--edge-only", action="store_true",
+                        help="only Qdrant Edge (plain, optimized, overhead vs the shard): no local mode, no LlamaIndex")
+    parser.add_argument("--profile", action="store_true", help="also time each piece of our query path")
+    parser.add_argument("--edge-dir", type=Path, default=None,
+                        help="keep the Edge collections here (built and optimized once; later runs only time queries)")
     args = parser.parse_args(argv)
+    if min(args.points) < 1 or args.queries < 1:
+        parser.error("--points and --queries must be >= 1")
     logging.basicConfig(level=logging.WARNING)
-    run(args.points, args.queries, args.skip_llama_index)
+    run(args.points, args.queries, args.skip_llama_index, edge_only=args.edge_only, profile=args.profile,
+        edge_dir=args.edge_dir)
     return 0
 
 

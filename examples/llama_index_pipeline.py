@@ -30,3 +30,4 @@ for hit in retriever.retrieve("why are there two high tides?"):
 software_only = MetadataFilters(filters=[MetadataFilter(key="topic", value="software")])
 hits = index.as_retriever(vector_store_query_mode="hybrid", filters=software_only).retrieve("tides")
 print("filtered:", [h.node.metadata["topic"] for h in hits])
+store.knowledge_base.close()  # releases the shard and deletes the temporary directory

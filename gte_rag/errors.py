@@ -11,8 +11,9 @@ also from the builtin a caller would naturally catch::
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── ModelLoadError (OSError)              weights/config/tokenizer cannot be found or read
     ├── StoreError                            anything the Qdrant layer reports
-    │   ├── CollectionMismatchError           existing collection built with another layout
-    │   └── StoreUnavailableError             server unreachable, storage directory locked
+    │   ├── CollectionMismatchError (ValueError)   existing collection built with another layout
+    │   ├── CollectionNotFoundError (LookupError)  the collection does not exist (never created, or dropped)
+    │   └── StoreUnavailableError (ConnectionError)  server unreachable or timing out, storage locked
     ├── RemoteServiceError                    an HTTP inference service failed after retries
     └── MemoryStoreError                      the long-term memory layer
 
@@ -26,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "CollectionMismatchError",
+    "CollectionNotFoundError",
     "ConfigError",
     "GteRagError",
     "InputTooLongError",
@@ -97,8 +99,20 @@ class CollectionMismatchError(StoreError, ValueError):
         self.layout_found = layout_found
 
 
+class CollectionNotFoundError(StoreError, LookupError):
+    """The collection does not exist: it was never created, or it was dropped.
+
+    Not a :class:`StoreUnavailableError`: retrying does not help, creating the collection
+    (``ensure_collection()``) does.
+    """
+
+
 class StoreUnavailableError(StoreError, ConnectionError):
-    """The Qdrant server cannot be reached or the local storage cannot be opened."""
+    """The Qdrant server cannot be reached or timed out, or the storage is locked.
+
+    Worth retrying later: a server restarting or overloaded (HTTP 502/503/504/429, gRPC
+    UNAVAILABLE / DEADLINE_EXCEEDED), or a directory held by another process.
+    """
 
 
 class RemoteServiceError(GteRagError, ConnectionError):

@@ -4,16 +4,24 @@ The sync and async classes share the pure request builders and result parsers be
 each method is one client call. The layout is recorded in the collection's ``metadata``
 (Qdrant >= 1.16 and local mode). Local mode is brute force in Python and ignores payload
 indexes (it warns if asked for one), so indexes are only created on servers.
+
+Local mode is not thread-safe (a query racing with an upsert or a drop can fail inside
+numpy), so the sync backend runs the calls to one local client one at a time. After
+:meth:`ClientBackend.close` every call raises :class:`StoreError` ("store is closed").
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Sequence
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
+from gte_rag.errors import StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
@@ -142,6 +150,42 @@ def _records(records: Sequence[models.Record]) -> list[StoredPoint]:
     return [StoredPoint(str(r.id), dict(r.payload or {})) for r in records]
 
 
+# One lock per local-mode client (stores may share a client): its calls run one at a time.
+_LOCAL_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+def _local_lock(client: Any) -> threading.RLock:
+    with _LOCAL_LOCKS_GUARD:
+        lock = _LOCAL_LOCKS.get(client)
+        if lock is None:
+            lock = _LOCAL_LOCKS[client] = threading.RLock()
+        return lock
+
+
+class _Call:
+    """One engine call: the local-mode lock (sync) held around it, its errors mapped."""
+
+    __slots__ = ("_errors", "_lock")
+
+    def __init__(self, errors: map_store_errors, lock: threading.RLock | None) -> None:
+        self._errors = errors
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._errors.__exit__(exc_type, exc, tb)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+
 _C = TypeVar("_C", QdrantClient, AsyncQdrantClient)
 
 
@@ -163,13 +207,24 @@ class _ClientBackendBase(Generic[_C]):
         self._owns = owns_client
         self._options = dict(collection_options or {})
         self.is_local = _is_local(client)
+        # sync local mode only: the async local client runs on one event loop
+        self._lock = _local_lock(client) if self.is_local and isinstance(client, QdrantClient) else None
+        self._closed = False
 
     def __repr__(self) -> str:
         kind = "local" if self.is_local else "server"
         return f"{type(self).__name__}({kind}, collection={self.layout.collection!r})"
 
-    def _errors(self, action: str) -> Any:
-        return map_store_errors(action, collection=self.layout.collection, engine=self.engine)
+    def _errors(self, action: str) -> _Call:
+        """Context of one engine call; raises :class:`StoreError` once the store is closed."""
+        if self._closed:
+            raise StoreError(
+                f"store is closed (collection {self.layout.collection!r}, {action}); open a new store",
+                collection=self.layout.collection,
+            )
+        return _Call(
+            map_store_errors(action, collection=self.layout.collection, engine=self.engine), self._lock
+        )
 
 
 class ClientBackend(_ClientBackendBase[QdrantClient]):
@@ -186,14 +241,17 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
     def read_layout(self) -> CollectionLayout | None:
         name = self.layout.collection
         with self._errors("read collection"):
-            if not self.client.collection_exists(name):
-                return None
+            exists = self.client.collection_exists(name)
+        if not exists:
+            return None
+        with self._errors("read collection"):
             info = self.client.get_collection(name)
         return _layout_from_info(self.layout, info)
 
     def create_collection(self) -> None:
+        kwargs = _create_kwargs(self.layout, self._options)
         with self._errors("create collection"):
-            self.client.create_collection(**_create_kwargs(self.layout, self._options))
+            self.client.create_collection(**kwargs)
         logger.info("Created Qdrant collection %r (%r)", self.layout.collection, self)
 
     def drop_collection(self) -> None:
@@ -211,10 +269,9 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
     def create_payload_index(self, field: str, kind: PayloadIndexType) -> None:
         if self.is_local:
             return
+        schema = _index_schema(kind)
         with self._errors(f"create payload index on {field!r}"):
-            self.client.create_payload_index(
-                self.layout.collection, field, _index_schema(kind), wait=True
-            )
+            self.client.create_payload_index(self.layout.collection, field, schema, wait=True)
         logger.debug("Created %s payload index on %r", kind, field)
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
@@ -223,25 +280,25 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
             self.client.upsert(self.layout.collection, points=structs, wait=True)
 
     def query(self, plan: QueryPlan) -> list[SearchHit]:
+        kwargs = _query_kwargs(self.layout, plan)
         with self._errors("query"):
-            response = self.client.query_points(**_query_kwargs(self.layout, plan))
+            response = self.client.query_points(**kwargs)
         return _hits(response)
 
     def delete(self, filter: models.Filter) -> None:
+        selector = models.FilterSelector(filter=filter)
         with self._errors("delete"):
-            self.client.delete(
-                self.layout.collection, points_selector=models.FilterSelector(filter=filter), wait=True
-            )
+            self.client.delete(self.layout.collection, points_selector=selector, wait=True)
 
     def count(self, filter: models.Filter | None) -> int:
         with self._errors("count"):
-            return int(self.client.count(self.layout.collection, count_filter=filter, exact=True).count)
+            result = self.client.count(self.layout.collection, count_filter=filter, exact=True)
+        return int(result.count)
 
     def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
+        wanted = list(ids)
         with self._errors("retrieve"):
-            records = self.client.retrieve(
-                self.layout.collection, list(ids), with_payload=True, with_vectors=False
-            )
+            records = self.client.retrieve(self.layout.collection, wanted, with_payload=True, with_vectors=False)
         return _records(records)
 
     def scroll(
@@ -262,8 +319,13 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
         return False  # servers optimize in the background; local mode has nothing to build
 
     def close(self) -> None:
+        """Close the client if this backend owns it; later calls raise (idempotent)."""
+        if self._closed:
+            return
+        call = self._errors("close")
+        self._closed = True
         if self._owns:
-            with self._errors("close"):
+            with call:
                 self.client.close()
 
 
@@ -273,14 +335,17 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
     async def read_layout(self) -> CollectionLayout | None:
         name = self.layout.collection
         with self._errors("read collection"):
-            if not await self.client.collection_exists(name):
-                return None
+            exists = await self.client.collection_exists(name)
+        if not exists:
+            return None
+        with self._errors("read collection"):
             info = await self.client.get_collection(name)
         return _layout_from_info(self.layout, info)
 
     async def create_collection(self) -> None:
+        kwargs = _create_kwargs(self.layout, self._options)
         with self._errors("create collection"):
-            await self.client.create_collection(**_create_kwargs(self.layout, self._options))
+            await self.client.create_collection(**kwargs)
         logger.info("Created Qdrant collection %r (%r)", self.layout.collection, self)
 
     async def drop_collection(self) -> None:
@@ -298,10 +363,10 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
     async def create_payload_index(self, field: str, kind: PayloadIndexType) -> None:
         if self.is_local:
             return
+        schema = _index_schema(kind)
         with self._errors(f"create payload index on {field!r}"):
-            await self.client.create_payload_index(
-                self.layout.collection, field, _index_schema(kind), wait=True
-            )
+            await self.client.create_payload_index(self.layout.collection, field, schema, wait=True)
+        logger.debug("Created %s payload index on %r", kind, field)
 
     async def upsert(self, points: Sequence[PointRecord]) -> None:
         structs = [_point_struct(self.layout, p) for p in points]
@@ -309,15 +374,15 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
             await self.client.upsert(self.layout.collection, points=structs, wait=True)
 
     async def query(self, plan: QueryPlan) -> list[SearchHit]:
+        kwargs = _query_kwargs(self.layout, plan)
         with self._errors("query"):
-            response = await self.client.query_points(**_query_kwargs(self.layout, plan))
+            response = await self.client.query_points(**kwargs)
         return _hits(response)
 
     async def delete(self, filter: models.Filter) -> None:
+        selector = models.FilterSelector(filter=filter)
         with self._errors("delete"):
-            await self.client.delete(
-                self.layout.collection, points_selector=models.FilterSelector(filter=filter), wait=True
-            )
+            await self.client.delete(self.layout.collection, points_selector=selector, wait=True)
 
     async def count(self, filter: models.Filter | None) -> int:
         with self._errors("count"):
@@ -325,9 +390,10 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
         return int(result.count)
 
     async def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
+        wanted = list(ids)
         with self._errors("retrieve"):
             records = await self.client.retrieve(
-                self.layout.collection, list(ids), with_payload=True, with_vectors=False
+                self.layout.collection, wanted, with_payload=True, with_vectors=False
             )
         return _records(records)
 
@@ -349,6 +415,11 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
         return False
 
     async def close(self) -> None:
+        """See :meth:`ClientBackend.close`."""
+        if self._closed:
+            return
+        call = self._errors("close")
+        self._closed = True
         if self._owns:
-            with self._errors("close"):
+            with call:
                 await self.client.close()

@@ -6,7 +6,9 @@ Directory layout (``root`` is what the user passes to ``open_store``)::
     root/<collection>/gte_rag_layout.json   our layout, model name included
 
 Edge is synchronous; :class:`AsyncEdgeBackend` runs each call in a worker thread. One
-shard can be opened by one process at a time (the WAL is locked).
+shard can be opened by one process at a time (the WAL is locked). Within a process, calls
+from many threads are safe, also while the store closes or drops the collection (see
+:class:`EdgeBackend`).
 """
 
 from __future__ import annotations
@@ -14,20 +16,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import qdrant_edge as qe
 from qdrant_client import models
 
-from gte_rag.errors import ConfigError, StoreError
+from gte_rag.errors import CollectionNotFoundError, ConfigError, StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
-from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge_prefetch, to_edge_query
+from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge_request
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
@@ -73,13 +78,37 @@ def _edge_index_schema(kind: PayloadIndexType) -> Any:
     return _INDEX_TYPES[kind]
 
 
+def _best_hits(found: Sequence[Any], top_k: int) -> list[SearchHit]:
+    """Parse the points that can be among the ``top_k`` best (every tie at the cut included).
+
+    A plan asks for a few more points than ``top_k`` so that ties are broken by id
+    (:func:`~gte_rag.qdrant.rank_hits`); the points scoring below the ``top_k``-th score
+    can never make the cut, and reading a point is the costly part (Edge builds a
+    ``uuid.UUID`` and a new payload dict on each access), so they are skipped.
+    """
+    if 0 < top_k < len(found):
+        cut = sorted([p.score for p in found], reverse=True)[top_k - 1]
+        found = [p for p in found if p.score >= cut]
+    return [SearchHit(str(p.id), p.score, p.payload or {}) for p in found]
+
+
 class EdgeBackend:
     """One collection stored as a Qdrant Edge shard under ``root/<collection>``.
 
+    Thread-safe: every operation holds a shared claim on the open shard for the engine
+    call, and :meth:`close` / :meth:`drop_collection` / :meth:`create_collection` wait
+    until the operations in flight have finished, then run alone. An operation that
+    starts during or after them raises a :class:`StoreError` that says so (the store is
+    closed, the collection was dropped) instead of reaching a closed shard.
+
     Args:
-        root: Parent directory, or ``None`` for a temporary one removed by :meth:`close`.
+        root: Parent directory, or ``None`` for a temporary one, made on first use and
+            removed by :meth:`close`.
         layout: The collection layout.
         on_disk: Keep original dense vectors on disk (mmap) instead of RAM.
+
+    Raises:
+        ConfigError: an argument of the wrong type (nothing is created on disk).
     """
 
     engine = "edge"
@@ -87,50 +116,148 @@ class EdgeBackend:
     def __init__(
         self, root: str | Path | None, layout: CollectionLayout, *, on_disk: bool | None = None
     ) -> None:
+        if not isinstance(layout, CollectionLayout):
+            raise ConfigError(f"layout must be a CollectionLayout, got {type(layout).__name__}")
+        if root is not None and not isinstance(root, (str, os.PathLike)):
+            raise ConfigError(f"root must be a directory path or None, got {type(root).__name__}")
+        if on_disk is not None and not isinstance(on_disk, bool):
+            raise ConfigError(f"on_disk must be True, False or None, got {on_disk!r}")
         self.layout = layout
         self._temporary = root is None
-        self._root = Path(tempfile.mkdtemp(prefix="gte_rag_edge_")) if root is None else Path(root)
+        self._root: Path | None = None if root is None else Path(root)
         self._on_disk = on_disk
         self._shard: qe.EdgeShard | None = None
-        self._lock = threading.Lock()
+        # The guard: ``_active`` operations hold the shard; ``_exclusive`` is set while
+        # close/drop/create wait for them and run (new operations wait meanwhile).
+        self._cond = threading.Condition()
+        self._active = 0
+        self._exclusive = False
+        self._held = threading.local()  # claims held by the current thread (using_shard nests)
         self._closed = False
+        self._dropped = False
 
     def __repr__(self) -> str:
-        return f"EdgeBackend(path={str(self.path)!r}, collection={self.layout.collection!r})"
+        where = "<temporary>" if self._root is None else str(self._root / self.layout.collection)
+        return f"EdgeBackend(path={where!r}, collection={self.layout.collection!r})"
 
     @property
     def path(self) -> Path:
-        """Directory of the shard."""
-        return self._root / self.layout.collection
+        """Directory of the shard (a temporary store makes its parent directory now)."""
+        return self._root_dir() / self.layout.collection
 
-    def _errors(self, action: str) -> Any:
+    def _root_dir(self) -> Path:
+        with self._cond:
+            if self._root is None:
+                if self._closed:
+                    raise self._closed_error()
+                self._root = Path(tempfile.mkdtemp(prefix="gte_rag_edge_"))
+                # a store nobody closed still leaves no directory behind (at collection or exit)
+                weakref.finalize(self, shutil.rmtree, str(self._root), ignore_errors=True)
+            return self._root
+
+    def _errors(self, action: str) -> map_store_errors:
         return map_store_errors(action, collection=self.layout.collection, engine=self.engine)
 
     def _exists(self) -> bool:
-        return (self.path / _EDGE_CONFIG_NAME).is_file()
+        if self._root is None:  # a temporary directory not made yet holds nothing
+            return False
+        return (self._root / self.layout.collection / _EDGE_CONFIG_NAME).is_file()
 
-    def _open(self) -> qe.EdgeShard:
-        if self._closed:
-            raise StoreError(f"store on {str(self.path)!r} is closed", collection=self.layout.collection)
-        with self._lock:
-            if self._shard is None:
+    def _closed_error(self) -> StoreError:
+        where = "a temporary directory" if self._temporary else repr(str(self._root))
+        return StoreError(
+            f"store on {where} is closed (collection {self.layout.collection!r}); open a new store",
+            collection=self.layout.collection,
+        )
+
+    def _missing_error(self) -> CollectionNotFoundError:
+        name = self.layout.collection
+        if self._dropped:
+            return CollectionNotFoundError(
+                f"collection {name!r} was dropped (drop_collection or ensure_collection(recreate=True)); "
+                "call ensure_collection() to create it again",
+                collection=name,
+            )
+        where = "a temporary directory" if self._root is None else repr(str(self._root))
+        return CollectionNotFoundError(
+            f"collection {name!r} does not exist in {where}; call ensure_collection() first",
+            collection=name,
+        )
+
+    # -- the guard ---------------------------------------------------------------------
+    def _acquire(self) -> qe.EdgeShard:
+        """Claim the open shard (loading it on first use) for one engine call."""
+        nested = getattr(self._held, "claims", 0)
+        with self._cond:
+            while self._exclusive and not nested:  # a thread that holds a claim must not wait
+                self._cond.wait()
+            if self._closed:
+                raise self._closed_error()
+            shard = self._shard
+            if shard is None:
                 if not self._exists():
-                    raise StoreError(
-                        f"collection {self.layout.collection!r} does not exist in "
-                        f"{str(self._root)!r}; call ensure_collection() first",
-                        collection=self.layout.collection,
-                    )
+                    raise self._missing_error()
                 with self._errors("open"):
-                    self._shard = qe.EdgeShard.load(str(self.path))
+                    shard = qe.EdgeShard.load(str(self.path))
+                self._shard = shard
                 logger.info("Opened Qdrant Edge shard %s", self.path)
-            return self._shard
+            self._active += 1
+            self._held.claims = nested + 1
+            return shard
+
+    def _release(self) -> None:
+        self._held.claims -= 1
+        with self._cond:
+            self._active -= 1
+            if self._active == 0 and self._exclusive:
+                self._cond.notify_all()
+
+    @contextmanager
+    def _alone(self) -> Iterator[None]:
+        """Run close/drop/create with no operation in flight (they finish first)."""
+        if getattr(self._held, "claims", 0):
+            raise StoreError(
+                "close(), drop_collection() and create_collection() cannot run inside using_shard() "
+                "of the same thread: they wait for the block to end",
+                collection=self.layout.collection,
+            )
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._active:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+    @contextmanager
+    def using_shard(self) -> Iterator[qe.EdgeShard]:
+        """The open ``qdrant_edge.EdgeShard``, for engine-specific calls.
+
+        Calls made inside the block count as in flight: :meth:`close` and
+        :meth:`drop_collection` wait until the block ends (called from inside it, they
+        raise). The store's own methods work inside the block. Do not close the shard
+        yourself.
+        """
+        shard = self._acquire()
+        try:
+            yield shard
+        finally:
+            self._release()
 
     # -- collection ------------------------------------------------------------------
     def read_layout(self) -> CollectionLayout | None:
         """Layout of the shard on disk (geometry from Edge's config, rest from sidecar)."""
         if not self._exists():
+            if self._closed:
+                raise self._closed_error()
             return None
-        self._open()  # fails early (locked, corrupt) with a mapped error
+        self._acquire()  # fails early (closed, locked, corrupt) with a mapped error
+        self._release()
         config = json.loads((self.path / _EDGE_CONFIG_NAME).read_text(encoding="utf-8"))
         dense = {
             name: (
@@ -172,35 +299,53 @@ class EdgeBackend:
             modifier = qe.Modifier.Idf if layout.sparse_idf else None
             sparse = {layout.sparse_name: qe.EdgeSparseVectorParams(modifier=modifier)}
         config = qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
-        with self._lock, self._errors("create collection"):
-            self._shard = qe.EdgeShard.create(str(self.path), config)
-        sidecar = {LAYOUT_METADATA_KEY: layout.to_dict()}
-        tmp = self.path / (SIDECAR_NAME + ".tmp")
-        tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True), encoding="utf-8")
-        tmp.replace(self.path / SIDECAR_NAME)
+        with self._alone():
+            if self._closed:
+                raise self._closed_error()
+            path = str(self.path)
+            with self._errors("create collection"):
+                shard = qe.EdgeShard.create(path, config)
+            self._shard = shard
+            self._dropped = False
+            sidecar = {LAYOUT_METADATA_KEY: layout.to_dict()}
+            tmp = self.path / (SIDECAR_NAME + ".tmp")
+            tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.path / SIDECAR_NAME)
         logger.info("Created Qdrant Edge collection %r at %s", layout.collection, self.path)
 
     def drop_collection(self) -> None:
-        """Close the shard and delete its directory."""
-        with self._lock:
-            if self._shard is not None:
-                with self._errors("close"):
-                    self._shard.close()
-                self._shard = None
-            if self.path.exists():
-                shutil.rmtree(self.path)
-        logger.info("Dropped Qdrant Edge collection %r at %s", self.layout.collection, self.path)
+        """Close the shard and delete its directory, once the operations in flight are done."""
+        with self._alone():
+            if self._closed:
+                raise self._closed_error()
+            shard, self._shard = self._shard, None
+            self._dropped = True
+            try:
+                if shard is not None:
+                    with self._errors("close"):
+                        shard.close()
+            finally:
+                if self._root is not None and self.path.exists():
+                    shutil.rmtree(self.path)
+        logger.info("Dropped Qdrant Edge collection %r in %s", self.layout.collection, self._root)
 
     def indexed_fields(self) -> dict[str, str]:
-        shard = self._open()
-        with self._errors("read payload indexes"):
-            schema = shard.info().payload_schema
+        shard = self._acquire()
+        try:
+            with self._errors("read payload indexes"):
+                schema = shard.info().payload_schema
+        finally:
+            self._release()
         return {name: _SCHEMA_NAMES.get(info.data_type, str(info.data_type)) for name, info in schema.items()}
 
     def create_payload_index(self, field: str, kind: PayloadIndexType) -> None:
-        shard = self._open()
-        with self._errors(f"create payload index on {field!r}"):
-            shard.update(qe.UpdateOperation.create_field_index(field, _edge_index_schema(kind)))
+        operation = qe.UpdateOperation.create_field_index(field, _edge_index_schema(kind))
+        shard = self._acquire()
+        try:
+            with self._errors(f"create payload index on {field!r}"):
+                shard.update(operation)
+        finally:
+            self._release()
         logger.debug("Created %s payload index on %r", kind, field)
 
     # -- points ----------------------------------------------------------------------
@@ -213,82 +358,100 @@ class EdgeBackend:
         return qe.Point(p.id, vector, dict(p.payload))
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
-        shard = self._open()
-        edge_points = [self._point(p) for p in points]
-        with self._errors("upsert"):
-            shard.update(qe.UpdateOperation.upsert_points(edge_points))
+        operation = qe.UpdateOperation.upsert_points([self._point(p) for p in points])
+        shard = self._acquire()
+        try:
+            with self._errors("upsert"):
+                shard.update(operation)
+        finally:
+            self._release()
 
     def query(self, plan: QueryPlan) -> list[SearchHit]:
-        shard = self._open()
-        request = qe.QueryRequest(
-            limit=plan.limit,
-            query=to_edge_query(plan.query, plan.using),
-            prefetches=[to_edge_prefetch(p) for p in plan.prefetch] or None,
-            filter=to_edge_filter(plan.filter),
-            with_payload=plan.with_payload,
-            with_vector=False,
-        )
-        with self._errors("query"):
-            found = shard.query(request)
-        return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+        """Run the plan; returns at least the ``plan.top_k`` best hits, ties at the cut included."""
+        request = to_edge_request(plan)
+        shard = self._acquire()
+        try:
+            with self._errors("query"):
+                found = shard.query(request)
+        finally:
+            self._release()
+        return _best_hits(found, plan.top_k)
 
     def delete(self, filter: models.Filter) -> None:
-        shard = self._open()
-        edge_filter = convert_filter(filter)
-        with self._errors("delete"):
-            shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter))
+        operation = qe.UpdateOperation.delete_points_by_filter(convert_filter(filter))
+        shard = self._acquire()
+        try:
+            with self._errors("delete"):
+                shard.update(operation)
+        finally:
+            self._release()
 
     def count(self, filter: models.Filter | None) -> int:
-        shard = self._open()
         request = qe.CountRequest(exact=True, filter=to_edge_filter(filter))
-        with self._errors("count"):
-            return int(shard.count(request))
+        shard = self._acquire()
+        try:
+            with self._errors("count"):
+                found = shard.count(request)
+        finally:
+            self._release()
+        return int(found)
 
     def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
-        shard = self._open()
-        with self._errors("retrieve"):
-            records = shard.retrieve([str(uuid.UUID(i)) for i in ids], True, False)
-        return [StoredPoint(str(r.id), dict(r.payload or {})) for r in records]
+        canonical: list[int | uuid.UUID | str] = [str(uuid.UUID(i)) for i in ids]
+        shard = self._acquire()
+        try:
+            with self._errors("retrieve"):
+                records = shard.retrieve(canonical, True, False)
+        finally:
+            self._release()
+        return [StoredPoint(str(r.id), r.payload or {}) for r in records]
 
     def scroll(
         self, filter: models.Filter | None, limit: int, offset: str | None
     ) -> tuple[list[StoredPoint], str | None]:
-        shard = self._open()
         request = qe.ScrollRequest(
             offset=offset, limit=limit, filter=to_edge_filter(filter), with_payload=True, with_vector=False
         )
-        with self._errors("scroll"):
-            records, next_offset = shard.scroll(request)
-        page = [StoredPoint(str(r.id), dict(r.payload or {})) for r in records]
+        shard = self._acquire()
+        try:
+            with self._errors("scroll"):
+                records, next_offset = shard.scroll(request)
+        finally:
+            self._release()
+        page = [StoredPoint(str(r.id), r.payload or {}) for r in records]
         return page, None if next_offset is None else str(next_offset)
 
     def optimize(self) -> bool:
-        shard = self._open()
-        with self._errors("optimize"):
-            changed = bool(shard.optimize())
+        shard = self._acquire()
+        try:
+            with self._errors("optimize"):
+                changed = bool(shard.optimize())
+        finally:
+            self._release()
         logger.info("Optimized Qdrant Edge collection %r (changed=%s)", self.layout.collection, changed)
         return changed
 
     def close(self) -> None:
-        with self._lock:
+        """Close the shard once the operations in flight are done (idempotent).
+
+        A temporary directory is deleted. Operations called afterwards raise
+        :class:`StoreError`.
+        """
+        with self._cond:
+            if self._closed:
+                return
+        with self._alone():
             if self._closed:
                 return
             self._closed = True
-            if self._shard is not None:
-                with self._errors("close"):
-                    self._shard.close()
-                self._shard = None
-        if self._temporary:
-            shutil.rmtree(self._root, ignore_errors=True)
-
-
-def _check_edge_options(**options: Any) -> None:
-    given = sorted(k for k, v in options.items() if v is not None)
-    if given:
-        raise ConfigError(
-            f"options {given} apply to a Qdrant server only; Qdrant Edge (a local directory) "
-            "has one shard and no replication. Pass an http(s):// URL to use them."
-        )
+            shard, self._shard = self._shard, None
+            try:
+                if shard is not None:
+                    with self._errors("close"):
+                        shard.close()
+            finally:
+                if self._temporary and self._root is not None:
+                    shutil.rmtree(self._root, ignore_errors=True)
 
 
 class AsyncEdgeBackend:

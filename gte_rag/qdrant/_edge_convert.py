@@ -3,6 +3,11 @@
 The core speaks ``qdrant_client.models`` (one filter type for every engine); Qdrant Edge
 has its own Python classes with the same meaning. Anything Edge cannot express raises
 :class:`~gte_rag.errors.ConfigError` naming the construct.
+
+A query is converted once: :func:`to_edge_request` turns a whole plan into one
+``QueryRequest``, converting a filter object that the plan repeats (every prefetch and the
+outer query carry the same one) a single time, and passing vectors that already are lists
+of numbers through as they are (Edge checks the element types itself).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import qdrant_edge as qe
 from qdrant_client import models
 
 from gte_rag.errors import ConfigError
+from gte_rag.qdrant._query import QueryPlan
 
-__all__ = ["convert_filter", "to_edge_filter", "to_edge_prefetch", "to_edge_query"]
+__all__ = ["convert_filter", "to_edge_filter", "to_edge_prefetch", "to_edge_query", "to_edge_request"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +116,10 @@ def _field_condition(cond: models.FieldCondition) -> qe.FieldCondition:
         kwargs["is_empty"] = cond.is_empty
     if cond.is_null is not None:
         kwargs["is_null"] = cond.is_null
-    return qe.FieldCondition(cond.key, **kwargs)
+    try:
+        return qe.FieldCondition(cond.key, **kwargs)
+    except ValueError as exc:  # Edge parses the key (a JSON path) when the condition is built
+        raise ConfigError(f"filter key {cond.key!r} is not valid for Qdrant Edge: {exc}") from exc
 
 
 def _condition(cond: Any) -> Any:
@@ -151,14 +161,18 @@ def convert_filter(flt: models.Filter) -> qe.Filter:
 
 
 def _vector(value: Any) -> Any:
+    if isinstance(value, list):
+        # A list (of numbers, or of rows for a multivector) is what Edge takes: no copy.
+        # Edge reads each element as a float and raises TypeError for anything else.
+        return value
     if isinstance(value, models.SparseVector):
-        return qe.SparseVector(list(value.indices), list(value.values))
+        return qe.SparseVector(value.indices, value.values)
     if isinstance(value, qe.SparseVector):
         return value
-    if isinstance(value, Sequence) and value and isinstance(value[0], Sequence):
-        return [[float(x) for x in row] for row in value]
-    if isinstance(value, Sequence):
-        return [float(x) for x in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_vector(row) if isinstance(row, (Sequence, np.ndarray)) else row for row in value]
     raise ConfigError(f"query vector of type {type(value).__name__} is not supported by Qdrant Edge")
 
 
@@ -235,6 +249,8 @@ def _expression(expr: Any) -> qe.Expression:
 
 def to_edge_query(query: Any, using: str | None) -> Any:
     """Convert a Query API ``query`` (vector, nearest, fusion, RRF, formula) to Edge."""
+    if isinstance(query, list):  # the usual prefetch branch: a dense vector, as it is
+        return qe.Query.Nearest(query, using=using)
     if query is None:
         return None
     if isinstance(query, models.NearestQuery):
@@ -252,15 +268,86 @@ def to_edge_query(query: Any, using: str | None) -> Any:
     raise ConfigError(f"query {type(query).__name__} is not supported by Qdrant Edge")
 
 
-def to_edge_prefetch(prefetch: models.Prefetch) -> qe.Prefetch:
+class _FilterMemo:
+    """Converts each filter object once (by identity) while one request is converted."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self) -> None:
+        # id -> (source, converted); the source is kept so that its id stays unique
+        self._done: dict[int, tuple[models.Filter, qe.Filter]] = {}
+
+    def __call__(self, flt: models.Filter | None) -> qe.Filter | None:
+        if flt is None:
+            return None
+        hit = self._done.get(id(flt))
+        if hit is None:
+            hit = self._done[id(flt)] = (flt, convert_filter(flt))
+        return hit[1]
+
+
+def to_edge_prefetch(prefetch: models.Prefetch, *, _filters: _FilterMemo | None = None) -> qe.Prefetch:
     """Convert one (possibly nested) ``models.Prefetch``."""
     if prefetch.lookup_from is not None or prefetch.params is not None:
         raise ConfigError("Prefetch lookup_from/params are not supported by the Edge backend")
-    nested = [to_edge_prefetch(p) for p in _as_list(prefetch.prefetch)]
+    filters = _FilterMemo() if _filters is None else _filters
+    inner = prefetch.prefetch
+    nested = None if inner is None else [to_edge_prefetch(p, _filters=filters) for p in _as_list(inner)]
     return qe.Prefetch(
         limit=prefetch.limit if prefetch.limit is not None else 10,
         query=to_edge_query(prefetch.query, prefetch.using),
         prefetches=nested or None,
-        filter=to_edge_filter(prefetch.filter),
+        filter=filters(prefetch.filter),
         score_threshold=prefetch.score_threshold,
+    )
+
+
+def _spec_request(plan: QueryPlan) -> qe.QueryRequest:
+    """The request of a plan built by ``build_query_plan``, in Edge types straight from its spec.
+
+    No ``qdrant_client.models`` object is made on this path: the vectors go to Edge as
+    they are, and the filter is converted once for all branches.
+    """
+    spec = plan.spec
+    assert spec is not None
+    flt = to_edge_filter(plan.filter)
+    sparse = None if spec.sparse is None else qe.SparseVector(list(spec.sparse.indices), list(spec.sparse.values))
+    dense: Any = spec.dense  # present for the modes that read it (build_query_plan checks)
+    if spec.mode == "dense":
+        query: Any = qe.Query.Nearest(dense, using=spec.dense_name)
+        prefetches = None
+    elif spec.mode == "sparse":
+        query, prefetches = qe.Query.Nearest(sparse, using=spec.sparse_name), None  # type: ignore[arg-type]
+    else:
+        config = spec.hybrid
+        if config.fusion == "rrf":
+            weights = config.weights
+            query = qe.Fusion.Rrf(k=config.rrf_k, weights=None if weights == (1.0, 1.0) else list(weights))
+        else:  # DBSF and the weighted formula: the general conversion
+            query = to_edge_query(plan.query, None)
+        limit = spec.prefetch_limit
+        prefetches = [
+            qe.Prefetch(limit=limit, query=qe.Query.Nearest(dense, using=spec.dense_name),
+                        prefetches=None, filter=flt, score_threshold=None),
+            qe.Prefetch(limit=limit, query=qe.Query.Nearest(sparse, using=spec.sparse_name),  # type: ignore[arg-type]
+                        prefetches=None, filter=flt, score_threshold=None),
+        ]
+    return qe.QueryRequest(
+        limit=plan.limit, query=query, prefetches=prefetches, filter=flt,
+        with_payload=plan.with_payload, with_vector=False,
+    )
+
+
+def to_edge_request(plan: QueryPlan) -> qe.QueryRequest:
+    """Convert a whole :class:`QueryPlan` into one ``QueryRequest`` (each filter converted once)."""
+    if plan.spec is not None:
+        return _spec_request(plan)
+    filters = _FilterMemo()
+    return qe.QueryRequest(
+        limit=plan.limit,
+        query=to_edge_query(plan.query, plan.using),
+        prefetches=[to_edge_prefetch(p, _filters=filters) for p in plan.prefetch] or None,
+        filter=filters(plan.filter),
+        with_payload=plan.with_payload,
+        with_vector=False,
     )

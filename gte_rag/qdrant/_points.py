@@ -136,9 +136,13 @@ class PointRecord:
         object.__setattr__(self, "payload", dict(self.payload))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SearchHit:
-    """One query result: point id, fused score (higher is better) and payload."""
+    """One query result: point id, fused score (higher is better) and payload.
+
+    A slotted, non-frozen dataclass: a query builds one per hit, and a frozen dataclass's
+    ``__init__`` costs several times as much (it goes through ``object.__setattr__``).
+    """
 
     id: str
     score: float

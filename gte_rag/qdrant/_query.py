@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_RRF_K",
     "FusionMethod",
     "HybridConfig",
+    "PlanSpec",
     "QueryMode",
     "QueryPlan",
     "TIE_MARGIN",
@@ -171,23 +172,102 @@ class HybridConfig:
 
 
 @dataclass(frozen=True)
-class QueryPlan:
-    """One Query API request, engine-neutral (``qdrant_client.models`` types)."""
+class PlanSpec:
+    """What a plan asks for, before any engine's types are built.
 
-    query: Any
-    limit: int
-    top_k: int = 0
-    using: str | None = None
-    prefetch: tuple[models.Prefetch, ...] = ()
-    filter: models.Filter | None = None
-    with_payload: bool = True
+    Backends that can build their own request types from it (Qdrant Edge) skip the
+    ``qdrant_client.models`` objects altogether; the others read :class:`QueryPlan`'s
+    ``query`` / ``using`` / ``prefetch``, which are built from it on first access.
+    """
+
+    mode: QueryMode
+    hybrid: HybridConfig
+    dense_name: str
+    sparse_name: str | None
+    dense: list[float] | None
+    sparse: SparseVector | None
+    prefetch_limit: int
+
+
+class QueryPlan:
+    """One Query API request, engine-neutral (``qdrant_client.models`` types).
+
+    Built by :func:`build_query_plan` from a :class:`PlanSpec` (``spec``); the request's
+    ``qdrant_client`` form is made lazily, once, when a backend asks for it. A plan can
+    also be written by hand from ``query`` / ``using`` / ``prefetch`` (``spec`` is then
+    ``None``).
+    """
+
+    __slots__ = ("_built", "_prefetch", "_query", "_using", "filter", "limit", "spec", "top_k", "with_payload")
+
+    def __init__(
+        self,
+        query: Any = None,
+        limit: int = 10,
+        top_k: int = 0,
+        using: str | None = None,
+        prefetch: tuple[models.Prefetch, ...] = (),
+        filter: models.Filter | None = None,
+        with_payload: bool = True,
+        *,
+        spec: PlanSpec | None = None,
+    ) -> None:
+        self.limit = limit
+        self.top_k = top_k
+        self.filter = filter
+        self.with_payload = with_payload
+        self.spec = spec
+        self._query, self._using, self._prefetch = query, using, tuple(prefetch)
+        self._built = spec is None
+
+    def _build(self) -> None:
+        if self._built:
+            return
+        spec = self.spec
+        assert spec is not None
+        if spec.mode == "dense":
+            self._query, self._using = models.NearestQuery(nearest=spec.dense), spec.dense_name  # type: ignore[arg-type]
+        elif spec.mode == "sparse":
+            self._query, self._using = models.NearestQuery(nearest=_sparse_model(spec.sparse)), spec.sparse_name  # type: ignore[arg-type]
+        else:
+            self._query = _fusion_query(spec.hybrid)
+            self._prefetch = (
+                models.Prefetch(query=spec.dense, using=spec.dense_name, filter=self.filter, limit=spec.prefetch_limit),  # type: ignore[arg-type]
+                models.Prefetch(
+                    query=_sparse_model(spec.sparse),  # type: ignore[arg-type]
+                    using=spec.sparse_name, filter=self.filter, limit=spec.prefetch_limit,
+                ),
+            )
+        self._built = True
+
+    @property
+    def query(self) -> Any:
+        """The outer query (``NearestQuery``, ``RrfQuery``, ``FusionQuery`` or ``FormulaQuery``)."""
+        self._build()
+        return self._query
+
+    @property
+    def using(self) -> str | None:
+        """The vector the outer query searches (single-branch plans)."""
+        self._build()
+        return self._using
+
+    @property
+    def prefetch(self) -> tuple[models.Prefetch, ...]:
+        """The branches fused by the outer query (hybrid plans)."""
+        self._build()
+        return self._prefetch
+
+    def __repr__(self) -> str:
+        return f"QueryPlan(query={self.query!r}, limit={self.limit}, top_k={self.top_k}, using={self.using!r})"
 
 
 def _dense_list(dense: Sequence[float] | np.ndarray, size: int) -> list[float]:
     arr = np.asarray(dense, dtype=np.float32)
     if arr.ndim != 1 or arr.shape[0] != size:
         raise ConfigError(f"dense query must have shape ({size},), got {arr.shape}")
-    return [float(x) for x in arr]
+    values: list[float] = arr.tolist()  # exact float32 values, one C loop (not a float() per element)
+    return values
 
 
 def _sparse_model(sparse: SparseVector) -> models.SparseVector:
@@ -257,46 +337,24 @@ def build_query_plan(
         raise ConfigError(f"mode={mode!r} needs a dense query vector")
     if mode in ("sparse", "hybrid") and sparse is None:
         raise ConfigError(f"mode={mode!r} needs a sparse query vector")
-    if mode == "dense":
-        return QueryPlan(
-            query=models.NearestQuery(nearest=_dense_list(dense, layout.dense_size)),  # type: ignore[arg-type]
-            using=layout.dense_name,
-            filter=filter,
-            limit=top_k + TIE_MARGIN,
-            top_k=top_k,
-        )
-    if mode == "sparse":
-        return QueryPlan(
-            query=models.NearestQuery(nearest=_sparse_model(sparse)),  # type: ignore[arg-type]
-            using=layout.sparse_name,
-            filter=filter,
-            limit=top_k + TIE_MARGIN,
-            top_k=top_k,
-        )
-    if hybrid.fusion == "weighted" and hybrid.sparse_weight is None and layout.sparse_idf:
+    if mode == "hybrid" and hybrid.fusion == "weighted" and hybrid.sparse_weight is None and layout.sparse_idf:
         warn_external(
             "fusion='weighted' with the default sparse weight 0.1 is calibrated for learned mGTE weights; "
             f"collection {layout.collection!r} holds BM25-style weights with IDF, whose scores run far larger "
             "than cosine similarities. Use fusion='rrf' or 'dbsf', or set HybridConfig(sparse_weight=...)"
         )
-    limit = hybrid.resolve_prefetch_limit(top_k)
-    prefetch = (
-        models.Prefetch(
-            query=_dense_list(dense, layout.dense_size),  # type: ignore[arg-type]
-            using=layout.dense_name,
-            filter=filter,
-            limit=limit,
-        ),
-        models.Prefetch(
-            query=_sparse_model(sparse),  # type: ignore[arg-type]
-            using=layout.sparse_name,
-            filter=filter,
-            limit=limit,
-        ),
+    if sparse is not None and mode != "dense" and not isinstance(sparse, SparseVector):
+        raise ConfigError(f"sparse query must be a gte_rag SparseVector, got {type(sparse).__name__}")
+    spec = PlanSpec(
+        mode=mode,
+        hybrid=hybrid,
+        dense_name=layout.dense_name,
+        sparse_name=layout.sparse_name,
+        dense=_dense_list(dense, layout.dense_size) if mode != "sparse" else None,  # type: ignore[arg-type]
+        sparse=sparse if mode != "dense" else None,
+        prefetch_limit=hybrid.resolve_prefetch_limit(top_k),
     )
-    return QueryPlan(
-        query=_fusion_query(hybrid), prefetch=prefetch, filter=filter, limit=top_k + TIE_MARGIN, top_k=top_k
-    )
+    return QueryPlan(limit=top_k + TIE_MARGIN, top_k=top_k, filter=filter, spec=spec)
 
 
 def rank_hits(hits: Sequence[SearchHit], top_k: int) -> list[SearchHit]:

@@ -9,6 +9,7 @@ server, ``":memory:"`` is qdrant-client local mode.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +20,8 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from gte_rag.errors import ConfigError
 from gte_rag.qdrant._backend import AsyncStoreBackend, StoreBackend, validate_points
 from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
-from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend, _check_edge_options
+from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend
+from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, check_layout
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import HybridConfig, build_query_plan, rank_hits
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 Engine = Literal["auto", "edge", "client"]
 DEFAULT_BATCH_SIZE = 256
 DOCUMENT_ID_FIELDS = ("doc_id", "ref_doc_id")
+_DEFAULT_HYBRID = HybridConfig()  # frozen: one instance serves every query that gives none
 
 
 def documents_filter(doc_ids: Sequence[str]) -> models.Filter:
@@ -195,7 +198,7 @@ class QdrantStore(_StoreFront[StoreBackend]):
         """
         plan = build_query_plan(
             self.layout, dense=dense, sparse=sparse, top_k=top_k,
-            hybrid=hybrid or HybridConfig(), filter=filter,
+            hybrid=hybrid or _DEFAULT_HYBRID, filter=filter,
         )
         return rank_hits(self._backend.query(plan), plan.top_k)
 
@@ -301,7 +304,7 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
         """See :meth:`QdrantStore.query`."""
         plan = build_query_plan(
             self.layout, dense=dense, sparse=sparse, top_k=top_k,
-            hybrid=hybrid or HybridConfig(), filter=filter,
+            hybrid=hybrid or _DEFAULT_HYBRID, filter=filter,
         )
         return rank_hits(await self._backend.query(plan), plan.top_k)
 
@@ -364,22 +367,92 @@ def _resolve_engine(location: str | Path | None, engine: Engine) -> Literal["edg
     return "client" if (is_url or is_memory) else "edge"
 
 
-def _client_kwargs(
-    location: str | Path, *, api_key: str | None, prefer_grpc: bool, timeout: int | None
-) -> dict[str, Any]:
-    loc = str(location)
-    if loc.startswith(("http://", "https://")):
+def _positive_int(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ConfigError(f"{name} must be a positive int or None, got {value!r}")
+
+
+_QUANTIZATION_TYPES = (models.ScalarQuantization, models.ProductQuantization, models.BinaryQuantization)
+
+
+def _open_plan(
+    location: str | Path | None,
+    layout: CollectionLayout,
+    *,
+    engine: Engine,
+    api_key: str | None,
+    prefer_grpc: bool,
+    timeout: int | None,
+    shard_number: int | None,
+    replication_factor: int | None,
+    on_disk: bool | None,
+    quantization_config: Any | None,
+) -> tuple[Literal["edge", "client"], dict[str, Any], dict[str, Any]]:
+    """Check every option of :func:`open_store` before anything is opened or created.
+
+    Returns:
+        The engine, the qdrant-client constructor arguments (empty for Edge) and the
+        collection options.
+    """
+    if not isinstance(layout, CollectionLayout):
+        raise ConfigError(f"layout must be a CollectionLayout, got {type(layout).__name__}")
+    if location is not None and not isinstance(location, (str, os.PathLike)):
+        raise ConfigError(
+            "location must be a directory, None, ':memory:' or an http(s):// URL, "
+            f"got {type(location).__name__}"
+        )
+    kind = _resolve_engine(location, engine)
+    if api_key is not None and (not isinstance(api_key, str) or not api_key):
+        raise ConfigError("api_key must be a non-empty string or None")
+    if not isinstance(prefer_grpc, bool):
+        raise ConfigError(f"prefer_grpc must be True or False, got {prefer_grpc!r}")
+    for name, value in (("timeout", timeout), ("shard_number", shard_number),
+                        ("replication_factor", replication_factor)):
+        _positive_int(name, value)
+    if on_disk is not None and not isinstance(on_disk, bool):
+        raise ConfigError(f"on_disk must be True, False or None, got {on_disk!r}")
+    if quantization_config is not None and not isinstance(quantization_config, _QUANTIZATION_TYPES):
+        raise ConfigError(
+            "quantization_config must be a qdrant_client.models ScalarQuantization, "
+            f"ProductQuantization or BinaryQuantization, got {type(quantization_config).__name__}"
+        )
+    loc = None if location is None else str(location)
+    is_url = loc is not None and loc.startswith(("http://", "https://"))
+    if not is_url:
+        server_only = {
+            "api_key": api_key, "prefer_grpc": prefer_grpc or None, "timeout": timeout,
+            "shard_number": shard_number, "replication_factor": replication_factor,
+            "quantization_config": quantization_config,
+        }
+        given = sorted(k for k, v in server_only.items() if v is not None)
+        if given:
+            here = (
+                "Qdrant Edge (a local directory) has one shard, no replication and no network"
+                if kind == "edge"
+                else f"qdrant-client local mode ({loc!r}) runs in this process"
+            )
+            raise ConfigError(
+                f"options {given} apply to a Qdrant server only; {here}. "
+                "Pass an http(s):// URL to use them."
+            )
+    options = {
+        "shard_number": shard_number, "replication_factor": replication_factor,
+        "on_disk": on_disk, "quantization_config": quantization_config,
+    }
+    if kind == "edge":
+        return kind, {}, options
+    assert loc is not None  # _resolve_engine: the client engine needs a location
+    if is_url:
         # check_compatibility=False: no version probe (network I/O in a background thread)
         # when the store is constructed; the first real call reports an unreachable server.
-        kwargs: dict[str, Any] = {
+        client: dict[str, Any] = {
             "url": loc, "api_key": api_key, "prefer_grpc": prefer_grpc, "check_compatibility": False,
         }
         if timeout is not None:
-            kwargs["timeout"] = timeout
-        return kwargs
-    if api_key is not None:
-        raise ConfigError(f"api_key is only used with an http(s):// URL, got location {loc!r}")
-    return {"location": ":memory:"} if loc == ":memory:" else {"path": loc}
+            client["timeout"] = timeout
+    else:
+        client = {"location": ":memory:"} if loc == ":memory:" else {"path": loc}
+    return kind, client, options
 
 
 def open_store(
@@ -413,23 +486,19 @@ def open_store(
         quantization_config: Server only: a ``qdrant_client.models`` quantization config.
 
     Raises:
-        ConfigError: contradictory options (e.g. ``shard_number`` with Edge).
+        ConfigError: an invalid or contradictory option (e.g. ``shard_number`` with Edge);
+            every option is checked before anything is opened or created.
+        StoreUnavailableError: a local-mode directory is held by another client.
     """
-    kind = _resolve_engine(location, engine)
-    if kind == "edge":
-        _check_edge_options(
-            shard_number=shard_number, replication_factor=replication_factor,
-            quantization_config=quantization_config, api_key=api_key,
-        )
-        return QdrantStore(backend=EdgeBackend(location, layout, on_disk=on_disk))
-    assert location is not None
-    client = QdrantClient(
-        **_client_kwargs(location, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
+    kind, client_kwargs, options = _open_plan(
+        location, layout, engine=engine, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout,
+        shard_number=shard_number, replication_factor=replication_factor, on_disk=on_disk,
+        quantization_config=quantization_config,
     )
-    options = {
-        "shard_number": shard_number, "replication_factor": replication_factor,
-        "on_disk": on_disk, "quantization_config": quantization_config,
-    }
+    if kind == "edge":
+        return QdrantStore(backend=EdgeBackend(location, layout, on_disk=on_disk))
+    with map_store_errors("open", collection=layout.collection, engine="client"):
+        client = QdrantClient(**client_kwargs)  # local mode with path= reads and locks the directory
     return QdrantStore(backend=ClientBackend(client, layout, collection_options=options))
 
 
@@ -447,19 +516,13 @@ def open_async_store(
     quantization_config: Any | None = None,
 ) -> AsyncQdrantStore:
     """Async twin of :func:`open_store` (same arguments)."""
-    kind = _resolve_engine(location, engine)
-    if kind == "edge":
-        _check_edge_options(
-            shard_number=shard_number, replication_factor=replication_factor,
-            quantization_config=quantization_config, api_key=api_key,
-        )
-        return AsyncQdrantStore(backend=AsyncEdgeBackend(EdgeBackend(location, layout, on_disk=on_disk)))
-    assert location is not None
-    client = AsyncQdrantClient(
-        **_client_kwargs(location, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout)
+    kind, client_kwargs, options = _open_plan(
+        location, layout, engine=engine, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout,
+        shard_number=shard_number, replication_factor=replication_factor, on_disk=on_disk,
+        quantization_config=quantization_config,
     )
-    options = {
-        "shard_number": shard_number, "replication_factor": replication_factor,
-        "on_disk": on_disk, "quantization_config": quantization_config,
-    }
+    if kind == "edge":
+        return AsyncQdrantStore(backend=AsyncEdgeBackend(EdgeBackend(location, layout, on_disk=on_disk)))
+    with map_store_errors("open", collection=layout.collection, engine="client"):
+        client = AsyncQdrantClient(**client_kwargs)
     return AsyncQdrantStore(backend=AsyncClientBackend(client, layout, collection_options=options))

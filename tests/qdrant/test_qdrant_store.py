@@ -245,3 +245,19 @@ async def test_bad_input_is_rejected_before_the_engine(stores: StoreFactory) -> 
         await run(store.query(Q_DENSE, Q_SPARSE, top_k=3))
     with pytest.raises(ConfigError, match="UUID"):
         await run(store.retrieve(["not-a-uuid"]))
+
+
+async def test_ties_at_the_cut_are_broken_by_id(stores: StoreFactory) -> None:
+    # Five points with the same vectors tie in every mode; the 3 returned are the 3 smallest ids.
+    store = stores.open(stores.layout())
+    await run(store.ensure_collection())
+    points = [
+        PointRecord(point_id(f"tie{i}", 0), _unit(1, 1, 0, 0), SparseVector((1,), (1.0,)),
+                    payload=build_payload(text="x", doc_id=f"tie{i}", chunk_index=0))
+        for i in range(5)
+    ]
+    await run(store.upsert(points))
+    smallest = sorted(p.id for p in points)[:3]
+    for hybrid in (HybridConfig(mode="dense"), HybridConfig(mode="sparse")):
+        hits = await run(store.query(Q_DENSE, Q_SPARSE, top_k=3, hybrid=hybrid))
+        assert [h.id for h in hits] == smallest, hybrid.mode
