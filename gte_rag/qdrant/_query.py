@@ -7,7 +7,9 @@ filter, and an outer fusion step that also carries it::
           query=RRF(k, weights) | DBSF | formula($score[0]*w_d + $score[1]*w_s),
           filter=filter, limit=top_k)
 
-The plan is expressed with ``qdrant_client.models`` types; the Edge backend converts it.
+The plan records what is asked (:class:`PlanSpec`); qdrant-client backends read it as
+``qdrant_client.models`` objects (built once, on first access), and the Edge backend builds
+its own request types straight from the spec.
 """
 
 from __future__ import annotations
