@@ -34,7 +34,7 @@ from .._batching import iter_batch
 from .._types import SparseVector
 from ..embed import GteEncoder
 from ..errors import ConfigError, InputTypeError
-from ..qdrant import AsyncQdrantStore, PointRecord, QdrantStore, StoredPoint, build_payload, point_id
+from ..qdrant import AsyncQdrantStore, PointRecord, QdrantStore, StoredPoint, build_payload, node_point_id, point_id
 from ._chunking import Chunk, TokenChunker
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,6 @@ class ChunkRecord:
     @property
     def point_id(self) -> str:
         """The Qdrant point id (deterministic)."""
-        from ..qdrant import node_point_id
-
         if self.node_id is not None:
             return node_point_id(self.node_id)
         assert self.chunk_index is not None
@@ -239,8 +237,8 @@ def node_content_dict(
     }
 
 
-# A store operation yielded by the write generators, and what they get back.
-_Op = tuple[str, Any]
+# A store operation yielded by the write generators: (method name, args, kwargs).
+_Op = tuple[str, tuple[Any, ...], dict[str, Any]]
 _Gen = Generator[_Op, Any, None]
 _Store = Union[QdrantStore, AsyncQdrantStore]
 
@@ -384,7 +382,7 @@ class Ingestor:
                 hashes = {d.id: self._content_hash(d) for d in group}
                 # what is stored now: the first chunk of each document (hash and chunk count),
                 # then every chunk of the candidates for "unchanged" (all there, all that hash)
-                firsts: list[StoredPoint] = yield ("retrieve", [point_id(d.id, 0) for d in group])
+                firsts: list[StoredPoint] = yield _op("retrieve", [point_id(d.id, 0) for d in group])
                 stored = {p.payload.get("doc_id"): p.payload for p in firsts}
                 candidates = [
                     d for d in group
@@ -396,7 +394,7 @@ class Ingestor:
                     expected = {
                         point_id(d.id, i): d.id for d in candidates for i in range(int(stored[d.id][CHUNK_COUNT_FIELD]))
                     }
-                    found: list[StoredPoint] = yield ("retrieve", list(expected))
+                    found: list[StoredPoint] = yield _op("retrieve", list(expected))
                     intact: dict[str, int] = {}
                     for p in found:
                         doc_id = expected.get(p.id)
@@ -437,7 +435,7 @@ class Ingestor:
                     records.extend(recs)
                 if keep:
                     # the old version's points that the new one does not overwrite
-                    yield ("delete", _stale_filter(keep))
+                    yield _op("delete", _stale_filter(keep))
                 yield from self._write_ops(records, stats)
                 if bar is not None:
                     bar.update(len(group))
@@ -455,12 +453,12 @@ class Ingestor:
         gone: list[str] = []
         offset: str | None = None
         while True:
-            page, offset = yield ("scroll", (flt, 256, offset))
+            page, offset = yield _op("scroll", filter=flt, limit=256, offset=offset)
             gone.extend(str(p.payload["doc_id"]) for p in page if p.payload.get("doc_id") not in present)
             if offset is None:
                 break
         if gone:
-            yield ("delete", _documents_filter(gone))
+            yield _op("delete_documents", gone)
             stats.removed += len(gone)
 
     def _write_ops(self, records: list[ChunkRecord], stats: IngestStats) -> _Gen:
@@ -471,7 +469,7 @@ class Ingestor:
             points = self._points(step)
             stats.encode_seconds += time.perf_counter() - t
             stats.chunks += len(step)
-            yield ("upsert", points)
+            yield _op("upsert", points, batch_size=max(1, len(points)))
 
     def _points(self, records: Sequence[ChunkRecord]) -> list[PointRecord]:
         enc = self.encoder
@@ -545,39 +543,22 @@ def _advance(ops: _Gen, value: Any) -> tuple[bool, _Op]:
     try:
         return False, ops.send(value)
     except StopIteration:
-        return True, ("", None)
+        return True, ("", (), {})
+
+
+def _op(method: str, *args: Any, **kwargs: Any) -> _Op:
+    """A store call for a driver to make: the same method name on the sync and the async store."""
+    return method, args, kwargs
 
 
 def _apply_sync(store: QdrantStore, op: _Op) -> Any:
-    kind, arg = op
-    if kind == "retrieve":
-        return store.retrieve(arg)
-    if kind == "delete":
-        return store.delete(arg)
-    if kind == "upsert":
-        return store.upsert(arg, batch_size=max(1, len(arg)))
-    if kind == "scroll":
-        flt, limit, offset = arg
-        return store.scroll(filter=flt, limit=limit, offset=offset)
-    raise AssertionError(f"unknown store operation {kind!r}")
+    method, args, kwargs = op
+    return getattr(store, method)(*args, **kwargs)
 
 
 async def _apply_async(store: AsyncQdrantStore, op: _Op) -> Any:
-    kind, arg = op
-    if kind == "retrieve":
-        return await store.retrieve(arg)
-    if kind == "delete":
-        return await store.delete(arg)
-    if kind == "upsert":
-        return await store.upsert(arg, batch_size=max(1, len(arg)))
-    if kind == "scroll":
-        flt, limit, offset = arg
-        return await store.scroll(filter=flt, limit=limit, offset=offset)
-    raise AssertionError(f"unknown store operation {kind!r}")
-
-
-def _documents_filter(doc_ids: Sequence[str]) -> models.Filter:
-    return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
+    method, args, kwargs = op
+    return await getattr(store, method)(*args, **kwargs)
 
 
 def _stale_filter(keep: Mapping[str, Sequence[str]]) -> models.Filter:

@@ -170,7 +170,8 @@ class KnowledgeBase:
         _validate_int("chunk_size", chunk_size, minimum=0)
         _validate_int("chunk_overlap", chunk_overlap, minimum=0)
         _validate_int("ingest_batch_size", ingest_batch_size, minimum=1, allow_none=False)
-        CollectionLayout(collection, dense_size=1)  # validates the name
+        # validates the collection name; the store is opened with it until the encoder is known
+        probe = CollectionLayout(collection, dense_size=1)
         self.hybrid = hybrid or HybridConfig()
         self.location = location
         options = dict(store_options or {})
@@ -181,7 +182,6 @@ class KnowledgeBase:
         self._closed = False
 
         # -- the store (no I/O yet); its recorded layout decides the model when none is given
-        probe = CollectionLayout(collection, dense_size=1)
         self.store: QdrantStore = open_store(location, probe, api_key=api_key, **options)
         try:
             self._recorded: CollectionLayout | None = self.store.backend.read_layout()
@@ -216,19 +216,16 @@ class KnowledgeBase:
     def _build_encoder(self, model: str | Path | None, options: dict[str, Any]) -> GteEncoder:
         found = self._recorded
         recorded = found.encoder_settings if found is not None else {}
+        # the recorded settings (dimension, prompts...) apply unless overridden
+        recorded_options = {k: recorded[k] for k in self._RECORDED_OPTIONS if k in recorded}
         if model is not None:
-            # the model the collection was built with, named again (maybe from another
-            # directory): its recorded settings (dimension, prompts...) apply unless overridden
+            # the model the collection was built with, named again (maybe from another directory)
             if recorded.get("identity") and checkpoint_identity(resolve_checkpoint(model)) == recorded["identity"]:
-                for key in self._RECORDED_OPTIONS:
-                    if key in recorded:
-                        options.setdefault(key, recorded[key])
+                options = {**recorded_options, **options}
             return GteEncoder(model, **options)
         if recorded.get("model"):
             ref = str(recorded["model"])
-            for key in self._RECORDED_OPTIONS:
-                if key in recorded:
-                    options.setdefault(key, recorded[key])
+            options = {**recorded_options, **options}
         elif found is not None and found.model_name and not str(found.model_name).startswith("sha256:"):
             ref = str(found.model_name)  # a collection from before encoder settings were recorded
         else:
@@ -294,10 +291,8 @@ class KnowledgeBase:
         if self._precision_checked:
             return
         self._precision_checked = True
+        # a collection that did not exist at open was created with this encoder's precision
         recorded = self._recorded.encoder_settings.get("precision") if self._recorded is not None else None
-        if recorded is None:
-            found = self.store.backend.read_layout()
-            recorded = found.encoder_settings.get("precision") if found is not None else None
         if recorded and recorded != self.encoder.precision.name:
             warn_external(
                 f"collection {self.layout.collection!r} was written with precision {recorded!r}; this encoder "

@@ -273,8 +273,7 @@ def _dense_list(dense: Sequence[float] | np.ndarray, size: int) -> list[float]:
 
 
 def _sparse_model(sparse: SparseVector) -> models.SparseVector:
-    if not isinstance(sparse, SparseVector):
-        raise ConfigError(f"sparse query must be a gte_rag SparseVector, got {type(sparse).__name__}")
+    # the type was checked by build_query_plan
     return models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
 
 
