@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["Chunk", "TokenChunker"]
+__all__ = ["Chunk", "TokenChunker", "whole_text"]
 
 _BREAK_CHARS = (".", "!", "?", "\n", ";", ":")
 
@@ -34,6 +34,15 @@ class Chunk:
     start: int
     end: int
     tokens: Any = None
+
+
+def whole_text(text: str, tokens: Any = None) -> list[Chunk]:
+    """The text as one chunk, surrounding whitespace stripped; no chunk for a blank text."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    start = text.index(stripped[0])
+    return [Chunk(stripped, start, start + len(stripped), tokens)]
 
 
 class TokenChunker:
@@ -74,11 +83,7 @@ class TokenChunker:
     def _split(self, text: str, offsets: Sequence[tuple[int, int]], tokens: Any) -> list[Chunk]:
         n = len(offsets)
         if n <= self.chunk_size:
-            stripped = text.strip()
-            if not stripped:
-                return []
-            start = text.index(stripped[0])
-            return [Chunk(stripped, start, start + len(stripped), tokens)]
+            return whole_text(text, tokens)
         chunks: list[Chunk] = []
         begin = 0
         while begin < n:

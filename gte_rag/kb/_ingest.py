@@ -35,7 +35,7 @@ from .._types import SparseVector
 from ..embed import GteEncoder
 from ..errors import ConfigError, InputTypeError
 from ..qdrant import AsyncQdrantStore, PointRecord, QdrantStore, StoredPoint, build_payload, node_point_id, point_id
-from ._chunking import Chunk, TokenChunker
+from ._chunking import Chunk, TokenChunker, whole_text
 
 logger = logging.getLogger(__name__)
 
@@ -357,15 +357,7 @@ class Ingestor:
     def _chunks(self, docs: Sequence[SourceDocument]) -> list[list[Chunk]]:
         if self.chunker is not None:
             return self.chunker.split_many([d.text for d in docs])
-        out: list[list[Chunk]] = []
-        for d in docs:
-            stripped = d.text.strip()
-            if not stripped:
-                out.append([])
-                continue
-            start = d.text.index(stripped[0])
-            out.append([Chunk(stripped, start, start + len(stripped))])
-        return out
+        return [whole_text(d.text) for d in docs]
 
     def _ingest_ops(
         self, docs: list[SourceDocument], stats: IngestStats, show_progress: bool, source: str | None
@@ -490,19 +482,23 @@ class Ingestor:
             dense, sparse = out.dense, out.sparse
         row = {i: k for k, i in enumerate(need)}
         points = []
+        metas: dict[int, dict[str, Any]] = {}  # the chunks of one document share its metadata object
         for i, r in enumerate(records):
             pid = r.point_id
             vector = r.dense if r.dense is not None else dense[row[i]]
             sparse_vec = None
             if layout_sparse:
                 sparse_vec = SparseVector() if i in empty or not sparse else sparse[row[i]]
+            meta = metas.get(id(r.metadata))
+            if meta is None:
+                meta = metas[id(r.metadata)] = _json_values(r.metadata)
             node = dict(r.node) if r.node is not None else node_content_dict(
-                node_id=r.visible_id, text=r.text, doc_id=r.doc_id, metadata=_json_values(r.metadata),
+                node_id=r.node_id if r.node_id is not None else pid, text=r.text, doc_id=r.doc_id, metadata=meta,
                 start=r.start, end=r.end,
             )
             payload = build_payload(
                 text=r.text, doc_id=r.doc_id, chunk_index=r.chunk_index,
-                metadata={**_json_values(r.metadata), **r.extra_payload},
+                metadata={**meta, **r.extra_payload},
                 node_content=json.dumps(node, ensure_ascii=False, default=_json_default), node_type=r.node_type,
                 node_id=r.node_id if r.node_id is not None and r.node_id != pid else None,
             )
