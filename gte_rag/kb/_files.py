@@ -44,6 +44,11 @@ class Source:
     documents: list[SourceDocument]
 
 
+def _supported_files(root: Path) -> list[Path]:
+    """Every file below ``root`` with a supported suffix, sorted."""
+    return sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
 def _read_text(f: Path) -> str:
     return _read_pdf(f) if f.suffix.lower() == ".pdf" else f.read_text(encoding="utf-8", errors="replace")
 
@@ -71,7 +76,7 @@ def read_source(path: str | Path, *, source: str | None = None) -> Source:
     root = p.resolve()
     name = source if source is not None else str(root)
     docs = []
-    for f in sorted(x for x in root.rglob("*") if x.is_file() and x.suffix.lower() in SUPPORTED_SUFFIXES):
+    for f in _supported_files(root):
         rel = f.relative_to(root).as_posix()
         doc_id = str(f) if source is None else f"{source}:{rel}"
         meta = {"file_path": str(f), "file_name": f.name, "relative_path": rel}
@@ -89,7 +94,7 @@ def read_files(paths: Iterable[str | Path], *, keep_empty: bool = False) -> list
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES))
+            files.extend(_supported_files(p))
         elif p.is_file():
             if p.suffix.lower() not in SUPPORTED_SUFFIXES:
                 raise ConfigError(f"{p}: unsupported file type {p.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
