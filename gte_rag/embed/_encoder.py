@@ -84,6 +84,13 @@ class EncodeOutput:
         num_tokens: Tokens per text as fed to the model (after truncation, specials included).
         token_states: Per text ``(num_tokens, hidden)`` float32 last-layer states, when requested.
         token_ids: Per text the token ids fed to the model, when token states are requested.
+        token_weights: Per text ``(num_tokens,)`` float32 learned weights ``relu(token_head(h))`` at
+            every position (specials and prompt included), when token states are requested and the
+            sparse mode is ``"learned"``; :meth:`GteEncoder.token_sparse` turns a run of them into a
+            sparse vector (late chunking weighs each chunk's span this way).
+        text_from: Per text the first position of ``token_states`` / ``token_ids`` holding the
+            text's own tokens (after the leading special tokens and the prompt), when token
+            states are requested.
     """
 
     dense: DenseMatrix
@@ -91,14 +98,16 @@ class EncodeOutput:
     num_tokens: list[int]
     token_states: list[npt.NDArray[np.float32]] | None = None
     token_ids: list[list[int]] | None = None
+    token_weights: list[npt.NDArray[np.float32]] | None = None
+    text_from: list[int] | None = None
 
 
 class GteEncoder:
     """Dense + sparse text encoder for every GTE family, on CPU or CUDA.
 
     Args:
-        model: Registered name, hub id (looked up in the local Hugging Face cache only) or a
-            local checkpoint directory.
+        model: Registered name, hub id (from the Hugging Face cache, fetched into it when
+            missing) or a local checkpoint directory.
         dimension: Elastic (Matryoshka) output dimension; ``None`` keeps the full size.
         max_length: Tokens per text fed to the model; ``None`` uses the model's own limit.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when available.
@@ -122,6 +131,8 @@ class GteEncoder:
             vector of the same text runs the model once; 0 switches the cache off.
         lazy_load: Defer loading the weights until the first call.
         attn_implementation: Passed to transformers (``"sdpa"``, ``"eager"``...); ``None`` lets it choose.
+        local_files_only: Never fetch the model from the hub: one that is not on this machine
+            (directory, package, Hugging Face cache) fails at once. ``HF_HUB_OFFLINE=1`` does the same.
 
     Example:
         >>> enc = GteEncoder("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
@@ -147,6 +158,7 @@ class GteEncoder:
         cache_size: int = DEFAULT_CACHE_SIZE,
         lazy_load: bool = False,
         attn_implementation: str | None = None,
+        local_files_only: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -158,7 +170,7 @@ class GteEncoder:
             raise ConfigError(f"on_empty={on_empty!r} is not one of 'raise', 'encode'")
         if cache_size < 0:
             raise ConfigError(f"cache_size must be >= 0, got {cache_size}")
-        self.checkpoint: Checkpoint = resolve_checkpoint(model, task=Task.EMBED)
+        self.checkpoint: Checkpoint = resolve_checkpoint(model, task=Task.EMBED, local_files_only=local_files_only)
         spec = self.checkpoint.spec
         if spec.task is not Task.EMBED:
             raise ConfigError(
@@ -385,6 +397,8 @@ class GteEncoder:
                 num_tokens=[],
                 token_states=[] if return_token_states else None,
                 token_ids=[] if return_token_states else None,
+                token_weights=[] if return_token_states and self.sparse_mode == "learned" else None,
+                text_from=[] if return_token_states else None,
             )
         cached = self._cache_lookup(items, role, want_sparse) if not return_token_states else None
         if cached is not None:
@@ -415,7 +429,9 @@ class GteEncoder:
         model_ids = [head + ids[:room] + tail for ids in full_ids]
         # the first position of each row whose token is the text's own (after specials and prompt)
         text_from = [len(head) + n for n in n_prompt]
-        dense, learned, states = self._forward(model_ids, show_progress, want_sparse, return_token_states, text_from)
+        dense, learned, states, token_weights = self._forward(
+            model_ids, show_progress, want_sparse, return_token_states, text_from
+        )
         sparse: list[SparseVector] = []
         if want_sparse:
             if self.sparse_mode == "learned":
@@ -432,6 +448,8 @@ class GteEncoder:
             num_tokens=[len(ids) for ids in model_ids],
             token_states=states,
             token_ids=model_ids if return_token_states else None,
+            token_weights=token_weights,
+            text_from=text_from if return_token_states else None,
         )
         self._cache_store(items, role, out, want_sparse)
         return out
@@ -461,6 +479,45 @@ class GteEncoder:
         """Sparse document vectors (learned or lexical, see ``sparse``)."""
         self._require_sparse()
         return self.encode(texts, role="document", show_progress=show_progress).sparse
+
+    def token_sparse(
+        self,
+        ids: Sequence[int],
+        weights: npt.ArrayLike | None = None,
+        *,
+        role: Role = "document",
+    ) -> SparseVector:
+        """The sparse vector of a run of a text's own tokens, without a forward pass.
+
+        The rule :meth:`encode` applies to a whole text, applied to any run of positions (late
+        chunking weighs each chunk's span inside its window this way).
+
+        Args:
+            ids: Token ids of the run (specials among them are dropped in learned mode).
+            weights: Learned mode: the token weights at the same positions (a slice of
+                :attr:`EncodeOutput.token_weights`); ids with weight <= 0 are dropped and a
+                repeated id keeps its largest weight. Ignored in lexical mode.
+            role: Lexical mode: ``"document"`` (saturated term frequencies) or ``"query"``.
+
+        Raises:
+            ConfigError: sparse output is off, learned mode without ``weights``, or
+                ``weights`` not as long as ``ids``.
+        """
+        self._require_sparse()
+        self.load()
+        if self.sparse_mode == "lexical":
+            assert self._lexical is not None
+            weigh = self._lexical.query if role == "query" else self._lexical.document
+            return weigh([int(i) for i in ids])
+        if weights is None:
+            raise ConfigError(
+                "token_sparse needs the token weights of a learned-sparse encoder; pass a slice of "
+                "EncodeOutput.token_weights (encode(..., return_token_states=True))"
+            )
+        w = np.asarray(weights, dtype=np.float32).reshape(-1)
+        if len(w) != len(ids):
+            raise ConfigError(f"token_sparse got {len(ids)} ids and {len(w)} weights; pass one weight per id")
+        return self._learned_sparse(np.asarray(list(ids), dtype=np.int64), w)
 
     def clear_cache(self) -> None:
         """Forget cached results."""
@@ -556,14 +613,23 @@ class GteEncoder:
         want_sparse: bool,
         want_states: bool,
         text_from: list[int],
-    ) -> tuple[DenseMatrix, list[SparseVector] | None, list[npt.NDArray[np.float32]] | None]:
-        """Dense vectors, learned sparse vectors (positions from ``text_from[i]`` on) and token states."""
+    ) -> tuple[
+        DenseMatrix,
+        list[SparseVector] | None,
+        list[npt.NDArray[np.float32]] | None,
+        list[npt.NDArray[np.float32]] | None,
+    ]:
+        """Dense vectors, learned sparse vectors (positions from ``text_from[i]`` on), token states
+        and, with the states of a learned-sparse encoder, the per-position token weights."""
         import torch
 
         n = len(model_ids)
         dense = np.empty((n, self.dimension), dtype=np.float32)
         learned: list[SparseVector] | None = [SparseVector()] * n if want_sparse and self.sparse_mode == "learned" else None
         states: list[npt.NDArray[np.float32]] | None = [np.empty(0, np.float32)] * n if want_states else None
+        token_weights: list[npt.NDArray[np.float32]] | None = (
+            [np.empty(0, np.float32)] * n if want_states and self.sparse_mode == "learned" else None
+        )
         batches = length_sorted_batches(
             [len(x) for x in model_ids], batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens
         )
@@ -586,20 +652,23 @@ class GteEncoder:
                 pooled = _pool(hidden.float(), mask, self.spec.pooling)[:, : self.dimension].float()
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                 dense[batch] = pooled.cpu().numpy()
-                if learned is not None:
+                if learned is not None or token_weights is not None:
                     token_w = torch.relu(self._model.classifier(hidden)).squeeze(-1).float()
                     weights = (token_w * mask).cpu().numpy()
                     ids_np = ids.cpu().numpy()
                     for row, i in enumerate(batch):
-                        # the prompt's positions are read by the model but not weighed
-                        skip = text_from[i]
-                        learned[i] = self._learned_sparse(ids_np[row, skip:], weights[row, skip:])
+                        if token_weights is not None:
+                            token_weights[i] = weights[row, : len(model_ids[i])].copy()
+                        if learned is not None:
+                            # the prompt's positions are read by the model but not weighed
+                            skip = text_from[i]
+                            learned[i] = self._learned_sparse(ids_np[row, skip:], weights[row, skip:])
                 if states is not None:
                     h = hidden.float().cpu().numpy()
                     for row, i in enumerate(batch):
                         states[i] = h[row, : len(model_ids[i])].copy()
                 logger.debug("encoded batch of %d texts, %d tokens wide", len(batch), width)
-        return dense, learned, states
+        return dense, learned, states, token_weights
 
     def _learned_sparse(self, ids: npt.NDArray[np.int64], weights: npt.NDArray[np.float32]) -> SparseVector:
         best: dict[int, float] = {}
