@@ -80,6 +80,12 @@ class TokenChunker:
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
         return [self._split(t, offs, None) for t, offs in zip(texts, enc["offset_mapping"])]
 
+    def split_tokenized(self, texts: Sequence[str], tokenized: Sequence[Any]) -> list[list[Chunk]]:
+        """Chunks of texts already tokenized by the encoder (``GteEncoder.tokenize``), one list per text."""
+        if len(texts) != len(tokenized):
+            raise ConfigError(f"got {len(texts)} texts but {len(tokenized)} tokenizations")
+        return [self._split(t, list(tok.offsets), tok) for t, tok in zip(texts, tokenized)]
+
     def _split(self, text: str, offsets: Sequence[tuple[int, int]], tokens: Any) -> list[Chunk]:
         n = len(offsets)
         if n <= self.chunk_size:

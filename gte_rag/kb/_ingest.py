@@ -14,6 +14,16 @@ Documents replace their previous version: before a changed document's chunks are
 written, its points that the new version does not have are deleted. A document whose
 text, metadata and chunking are unchanged (every stored chunk present, with the same
 ``_content_hash``) is not encoded again.
+
+Long documents (given a ``long_doc`` encoder, :class:`~gte_rag.longdoc.LongDocEncoder`):
+a document whose own tokens exceed one window is encoded by it (late chunking) instead of
+the chunker. Its chunks are written as usual, with the dense and sparse vectors it
+computed (the encoder is not run again), and the document gets document points: its
+chunk vectors as a MAX_SIM multivector plus a document-level vector, split into parts of
+at most ``multivector_floats`` floats (ids :func:`~gte_rag.qdrant.document_point_id`,
+payload ``_kind: "document"``, ``doc_id``, ``part``, ``parts``, ``chunk_start`` /
+``chunk_end``, the document's metadata and content hash). The parts count is kept on each
+chunk (``_doc_parts``), so the unchanged check and the stale deletion cover them too.
 """
 
 from __future__ import annotations
@@ -34,7 +44,20 @@ from .._batching import iter_batch
 from .._types import SparseVector
 from ..embed import GteEncoder
 from ..errors import ConfigError, InputTypeError
-from ..qdrant import AsyncQdrantStore, PointRecord, QdrantStore, StoredPoint, build_payload, node_point_id, point_id
+from ..qdrant import (
+    DOCUMENT_KIND,
+    KIND_FIELD,
+    MAX_MULTIVECTOR_FLOATS,
+    AsyncQdrantStore,
+    PointRecord,
+    QdrantStore,
+    StoredPoint,
+    build_payload,
+    document_point_id,
+    multivector_parts,
+    node_point_id,
+    point_id,
+)
 from ._chunking import Chunk, TokenChunker, whole_text
 
 logger = logging.getLogger(__name__)
@@ -57,7 +80,8 @@ DEFAULT_INGEST_BATCH = 256
 CONTENT_HASH_FIELD = "_content_hash"
 CHUNK_COUNT_FIELD = "_chunk_count"
 SOURCE_FIELD = "_source"
-WRITE_PATH_FIELDS = (CONTENT_HASH_FIELD, CHUNK_COUNT_FIELD, SOURCE_FIELD)
+DOC_PARTS_FIELD = "_doc_parts"
+WRITE_PATH_FIELDS = (CONTENT_HASH_FIELD, CHUNK_COUNT_FIELD, SOURCE_FIELD, DOC_PARTS_FIELD, KIND_FIELD)
 
 
 @dataclass(frozen=True)
@@ -89,13 +113,18 @@ class ChunkRecord:
         metadata: Flat JSON-compatible metadata, stored at the top level.
         embed_input: What the encoder reads, when it is not ``text`` (LlamaIndex's
             embed-mode content with metadata, or a chunker's token slice).
-        dense: A dense vector computed elsewhere (LlamaIndex ``node.embedding``); the
-            sparse half still comes from the encoder (its cache, when the same text was
-            just embedded).
+        dense: A dense vector computed elsewhere (LlamaIndex ``node.embedding``, or a late
+            chunk's); the sparse half still comes from the encoder (its cache, when the
+            same text was just embedded) unless ``sparse`` is given too.
         node: The LlamaIndex node as a dict (``node.to_dict()``-like, text included);
             ``None`` builds a ``TextNode`` dict from the fields here.
         node_type: LlamaIndex class name of ``node``.
+        start: Character offset of the chunk in its document (chunks cut by the knowledge
+            base: also stored as payload ``start``), or ``None``.
+        end: One past the chunk's last character, or ``None``.
         extra_payload: Payload fields of the write path itself (content hash, source).
+        sparse: A sparse vector computed elsewhere (a late chunk's, from the same pass as
+            its dense vector); with ``dense`` given too, the encoder does not run for it.
     """
 
     doc_id: str
@@ -110,6 +139,7 @@ class ChunkRecord:
     start: int | None = None
     end: int | None = None
     extra_payload: Mapping[str, Any] = field(default_factory=dict)
+    sparse: SparseVector | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.doc_id, str) or not self.doc_id:
@@ -256,6 +286,13 @@ class Ingestor:
             document's content hash (a change re-encodes everything).
         on_write: Called once before the first write (the knowledge base warns there
             when the precision differs from the collection's).
+        long_doc: A :class:`~gte_rag.longdoc.LongDocEncoder` over ``encoder``: documents
+            longer than one of its windows are late-chunked by it and get document points
+            (the store's layout must have the long-document vectors). ``None``: every
+            document goes through ``chunker``.
+        multivector_floats: Most floats in one document point's multivector (Qdrant's cap,
+            :data:`~gte_rag.qdrant.MAX_MULTIVECTOR_FLOATS`, by default); more chunk vectors
+            make more parts.
     """
 
     def __init__(
@@ -268,9 +305,21 @@ class Ingestor:
         batch_size: int = DEFAULT_INGEST_BATCH,
         chunk_signature: str = "",
         on_write: Callable[[], None] | None = None,
+        long_doc: Any = None,
+        multivector_floats: int = MAX_MULTIVECTOR_FLOATS,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if isinstance(multivector_floats, bool) or not isinstance(multivector_floats, int) or multivector_floats < 1:
+            raise ConfigError(f"multivector_floats must be an int >= 1, got {multivector_floats!r}")
+        layout = (store or async_store).layout if (store or async_store) is not None else None  # type: ignore[union-attr]
+        if long_doc is not None and layout is not None and not layout.stores_long_documents:
+            raise ConfigError(
+                f"long documents need a collection with a multivector and a document vector; "
+                f"collection {layout.collection!r} has multivector {layout.multivector_name!r} and document vector "
+                f"{layout.document_vector_name!r}. Fix: write long documents to a collection created with "
+                "CollectionLayout(...).long_documents(), or pass long_doc=None"
+            )
         self.encoder = encoder
         self.store = store
         self.async_store = async_store
@@ -278,6 +327,8 @@ class Ingestor:
         self.batch_size = batch_size
         self.chunk_signature = chunk_signature
         self._on_write = on_write
+        self.long_doc = long_doc
+        self.multivector_floats = multivector_floats
 
     # ------------------------------------------------------------------ public
     def ingest(
@@ -359,6 +410,56 @@ class Ingestor:
             return self.chunker.split_many([d.text for d in docs])
         return [whole_text(d.text) for d in docs]
 
+    def _cut(self, docs: Sequence[SourceDocument], stats: IngestStats) -> list[tuple[list[Chunk], Any]]:
+        """Per document: its chunks (chunker), or ``([], encoding)`` for a long document."""
+        t0 = time.perf_counter()
+        if self.long_doc is None or not docs:
+            out: list[tuple[list[Chunk], Any]] = [(c, None) for c in self._chunks(docs)]
+            stats.chunk_seconds += time.perf_counter() - t0
+            return out
+        texts = [d.text for d in docs]
+        tokens = self.encoder.tokenize(texts)
+        long = [i for i, tok in enumerate(tokens) if self.long_doc.exceeds_window(len(tok.ids))]
+        short = [i for i in range(len(docs)) if i not in set(long)]
+        if self.chunker is not None:
+            cut = self.chunker.split_tokenized([texts[i] for i in short], [tokens[i] for i in short])
+        else:
+            cut = [whole_text(texts[i], tokens[i]) for i in short]
+        result: list[tuple[list[Chunk], Any]] = [([], None)] * len(docs)
+        for i, chunks in zip(short, cut):
+            result[i] = (chunks, None)
+        stats.chunk_seconds += time.perf_counter() - t0
+        if long:
+            t1 = time.perf_counter()
+            encodings = self.long_doc.encode([texts[i] for i in long])
+            stats.encode_seconds += time.perf_counter() - t1
+            for i, enc in zip(long, encodings):
+                result[i] = ([], enc)
+        return result
+
+    def _document_points(
+        self, doc: SourceDocument, enc: Any, parts: Sequence[tuple[int, int]], extra: Mapping[str, Any]
+    ) -> list[PointRecord]:
+        """The document points of a long document: its chunk vectors in parts, and its vector."""
+        rows = enc.multivector
+        vector = enc.document_vector
+        if vector is None:
+            mean = rows.mean(axis=0)
+            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        meta = _json_values(doc.metadata)
+        points = []
+        for k, (lo, hi) in enumerate(parts):
+            payload = {
+                **meta, **extra, KIND_FIELD: DOCUMENT_KIND, "doc_id": doc.id, "ref_doc_id": doc.id,
+                "document_id": doc.id, "part": k, "parts": len(parts), "chunk_start": lo, "chunk_end": hi,
+                "num_tokens": int(enc.num_tokens),
+            }
+            points.append(PointRecord(
+                id=document_point_id(doc.id, k), dense=None, multivector=rows[lo:hi],
+                document_vector=np.asarray(vector, dtype=np.float32), payload=payload,
+            ))
+        return points
+
     def _ingest_ops(
         self, docs: list[SourceDocument], stats: IngestStats, show_progress: bool, source: str | None
     ) -> _Gen:
@@ -386,22 +487,27 @@ class Ingestor:
                     expected = {
                         point_id(d.id, i): d.id for d in candidates for i in range(int(stored[d.id][CHUNK_COUNT_FIELD]))
                     }
+                    expected.update(
+                        (document_point_id(d.id, k), d.id) for d in candidates for k in range(_parts_of(stored[d.id]))
+                    )
                     found: list[StoredPoint] = yield _op("retrieve", list(expected))
                     intact: dict[str, int] = {}
                     for p in found:
                         doc_id = expected.get(p.id)
                         if doc_id is not None and p.payload.get(CONTENT_HASH_FIELD) == hashes[doc_id]:
                             intact[doc_id] = intact.get(doc_id, 0) + 1
-                    unchanged = {d.id for d in candidates if intact.get(d.id) == int(stored[d.id][CHUNK_COUNT_FIELD])}
+                    unchanged = {
+                        d.id for d in candidates
+                        if intact.get(d.id) == int(stored[d.id][CHUNK_COUNT_FIELD]) + _parts_of(stored[d.id])
+                    }
                 todo = [d for d in group if d.id not in unchanged]
                 stats.unchanged += len(group) - len(todo)
-                t0 = time.perf_counter()
-                pieces = self._chunks(todo)
-                stats.chunk_seconds += time.perf_counter() - t0
                 records: list[ChunkRecord] = []
+                doc_points: list[PointRecord] = []
                 keep: dict[str, list[str]] = {}
-                for doc, chunks in zip(todo, pieces):
-                    if not chunks:
+                for doc, (chunks, enc) in zip(todo, self._cut(todo, stats)):
+                    count = len(enc.chunks) if enc is not None else len(chunks)
+                    if not count:
                         stats.skipped_empty += 1
                         if doc.id in stored:
                             stats.removed += 1
@@ -411,24 +517,41 @@ class Ingestor:
                         stats.updated += 1
                     else:
                         stats.added += 1
-                    extra: dict[str, Any] = {CONTENT_HASH_FIELD: hashes[doc.id], CHUNK_COUNT_FIELD: len(chunks)}
+                    extra: dict[str, Any] = {CONTENT_HASH_FIELD: hashes[doc.id], CHUNK_COUNT_FIELD: count}
                     # a document keeps the source it was mirrored under when it is re-added on its own
                     owner = source if source is not None else stored.get(doc.id, {}).get(SOURCE_FIELD)
                     if owner is not None:
                         extra[SOURCE_FIELD] = owner
-                    recs = [
-                        ChunkRecord(
-                            doc_id=doc.id, text=c.text, chunk_index=i, metadata=doc.metadata,
-                            embed_input=getattr(c, "tokens", None), start=c.start, end=c.end, extra_payload=extra,
-                        )
-                        for i, c in enumerate(chunks)
-                    ]
-                    keep[doc.id] = [r.point_id for r in recs]
+                    if enc is None:
+                        recs = [
+                            ChunkRecord(
+                                doc_id=doc.id, text=c.text, chunk_index=i, metadata=doc.metadata,
+                                embed_input=getattr(c, "tokens", None), start=c.start, end=c.end, extra_payload=extra,
+                            )
+                            for i, c in enumerate(chunks)
+                        ]
+                        keep[doc.id] = [r.point_id for r in recs]
+                    else:
+                        parts = multivector_parts(count, int(enc.multivector.shape[1]), max_floats=self.multivector_floats)
+                        chunk_extra = {**extra, DOC_PARTS_FIELD: len(parts)}
+                        recs = [
+                            ChunkRecord(
+                                doc_id=doc.id, text=c.text, chunk_index=i, metadata=doc.metadata,
+                                start=c.start, end=c.end, extra_payload=chunk_extra, dense=c.dense, sparse=c.sparse,
+                            )
+                            for i, c in enumerate(enc.chunks)
+                        ]
+                        mine = self._document_points(doc, enc, parts, extra)
+                        keep[doc.id] = [r.point_id for r in recs] + [p.id for p in mine]
+                        doc_points.extend(mine)
                     records.extend(recs)
                 if keep:
                     # the old version's points that the new one does not overwrite
                     yield _op("delete", _stale_filter(keep))
                 yield from self._write_ops(records, stats)
+                if doc_points:
+                    # one document point per call: a part may hold a million floats
+                    yield _op("upsert", doc_points, batch_size=1)
                 if bar is not None:
                     bar.update(len(group))
             if source is not None:
@@ -474,7 +597,10 @@ class Ingestor:
                     f"node {records[i].visible_id!r} of document {records[i].doc_id!r} has no text and no embedding; "
                     "drop it, or embed it first (GteEmbedding(on_empty='encode') gives empty texts a vector)"
                 )
-        need = [i for i, r in enumerate(records) if i not in empty and (r.dense is None or layout_sparse)]
+        need = [
+            i for i, r in enumerate(records)
+            if i not in empty and (r.dense is None or (layout_sparse and r.sparse is None))
+        ]
         dense: Any = None
         sparse: list[Any] = []
         if need:
@@ -488,7 +614,10 @@ class Ingestor:
             vector = r.dense if r.dense is not None else dense[row[i]]
             sparse_vec = None
             if layout_sparse:
-                sparse_vec = SparseVector() if i in empty or not sparse else sparse[row[i]]
+                if r.sparse is not None:
+                    sparse_vec = r.sparse
+                else:
+                    sparse_vec = SparseVector() if i in empty or not sparse else sparse[row[i]]
             meta = metas.get(id(r.metadata))
             if meta is None:
                 meta = metas[id(r.metadata)] = _json_values(r.metadata)
@@ -501,9 +630,17 @@ class Ingestor:
                 metadata={**meta, **r.extra_payload},
                 node_content=json.dumps(node, ensure_ascii=False, default=_json_default), node_type=r.node_type,
                 node_id=r.node_id if r.node_id is not None and r.node_id != pid else None,
+                # the span of a chunk the knowledge base cut (LlamaIndex nodes keep theirs in the node)
+                span=(r.start, r.end) if r.node is None and r.start is not None and r.end is not None else None,
             )
             points.append(PointRecord(id=pid, dense=np.asarray(vector, dtype=np.float32), sparse=sparse_vec, payload=payload))
         return points
+
+
+def _parts_of(payload: Mapping[str, Any]) -> int:
+    """Document points recorded on a stored chunk (0 for a document stored without them)."""
+    parts = payload.get(DOC_PARTS_FIELD)
+    return parts if isinstance(parts, int) and not isinstance(parts, bool) and parts > 0 else 0
 
 
 def _json_values(metadata: Mapping[str, Any]) -> dict[str, Any]:

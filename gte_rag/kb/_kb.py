@@ -8,40 +8,59 @@ adapters only convert their types to these calls.
 
 The collection records the model that wrote it (its identity, not its path) and the encoder
 settings; ``KnowledgeBase(DIR)`` without a model reopens it with the recorded model.
+
+Long documents: a new collection has the long-document layout (chunk points with dense +
+sparse vectors, and per long document one or more document points with a MAX_SIM
+multivector of its chunk vectors and a document vector). A document longer than one window
+of the :class:`~gte_rag.longdoc.LongDocEncoder` is late-chunked by it; shorter ones are
+chunked as before. The resolved long-document settings are recorded with the collection.
+A collection created before (no multivector) keeps working exactly as it did: every
+document, long or not, is chunked by the token chunker; asking it for long documents
+explicitly (``long_docs="late"``...) fails with both layouts named. Document-level search:
+:meth:`KnowledgeBase.search_documents` (grouped chunks, MaxSim, two-stage) and
+:meth:`KnowledgeBase.neighbours`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from qdrant_client import models
 
 from .._runtime import warn_external
 from ..embed import DEFAULT_MODEL, GteEncoder
-from ..errors import ConfigError, ModelLoadError, StoreError
+from ..errors import CollectionMismatchError, ConfigError, ModelLoadError, StoreError
 from ..models import checkpoint_identity, resolve_checkpoint
 from ..qdrant import (
+    DOCUMENT_KIND,
+    KIND_FIELD,
+    MAX_MULTIVECTOR_FLOATS,
     AsyncEdgeBackend,
     AsyncQdrantStore,
     CollectionLayout,
+    DocumentHit,
     HybridConfig,
     QdrantStore,
     SearchHit,
+    StoredPoint,
     node_point_id,
     open_async_store,
     open_store,
+    point_id,
 )
 from ..qdrant._layout import PayloadIndexType
 from ._chunking import TokenChunker
 from ._files import Source, read_source
 from ._ingest import (
+    CHUNK_COUNT_FIELD,
     DEFAULT_INGEST_BATCH,
     SOURCE_FIELD,
     ChunkRecord,
@@ -52,7 +71,17 @@ from ._ingest import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_COLLECTION", "KnowledgeBase", "encoder_record"]
+__all__ = ["DEFAULT_COLLECTION", "DocumentStrategy", "KnowledgeBase", "LongDocsSetting", "encoder_record"]
+
+DocumentStrategy = Literal["groups", "maxsim", "two_stage"]
+"""How :meth:`KnowledgeBase.search_documents` finds documents (see there)."""
+LongDocsSetting = Literal["truncate", "chunks", "late", "default", "off"]
+"""``KnowledgeBase(long_docs=...)``: a :data:`~gte_rag.longdoc.LongDocMode`, or ``"off"``."""
+_LONG_DOCS = get_args(LongDocsSetting)
+MULTIVECTOR_FLOATS_OPTION = "max_multivector_floats"
+"""Key of ``long_doc_options`` (and of the recorded settings) holding the multivector cap."""
+LONG_DOCS_RECORD = "long_docs"
+"""Key of the encoder record holding the resolved long-document settings."""
 
 DEFAULT_COLLECTION = "gte_rag"
 DEFAULT_CHUNK_TOKENS = 512
@@ -74,7 +103,12 @@ def encoder_record(encoder: GteEncoder) -> dict[str, Any]:
 
     ``model`` is how to load it again: the hub id for models asked for by name, the
     absolute directory otherwise; ``identity`` is what the collection is checked against.
+    A remote encoder (:class:`gte_rag.remote.RemoteEncoder`) gives its own record
+    (``remote:<protocol>:<model>``; never its URL's credentials or API key).
     """
+    if not isinstance(encoder, GteEncoder) and hasattr(encoder, "encoder_record"):
+        remote: dict[str, Any] = encoder.encoder_record()
+        return remote
     name = encoder.checkpoint.name
     ref = str(Path(name).expanduser().resolve()) if Path(name).expanduser().is_dir() else name
     return {
@@ -120,7 +154,10 @@ class KnowledgeBase:
         model: Embedding model name or checkpoint directory. ``None``: the model the
             collection was built with (recorded in it), or the default model for a new one.
         collection: Collection name.
-        encoder: A ready :class:`GteEncoder` to share (instead of ``model``).
+        encoder: A ready :class:`GteEncoder` to share (instead of ``model``), or an object
+            with its interface (``encode``, ``dimension``, ``has_sparse``, ``sparse_mode``,
+            ``model_name``), such as :class:`gte_rag.remote.RemoteEncoder`; one without
+            ``tokenize`` / ``document_token_budget`` needs ``chunk_size=0``.
         hybrid: Default query mode, fusion and weights.
         chunk_size: Tokens per chunk; ``None``: the model's window (after its special
             tokens and document prompt), at most 512. ``0`` stores each document as one point.
@@ -130,6 +167,20 @@ class KnowledgeBase:
             ``shard_number``, ``replication_factor``, ``on_disk``, ``quantization_config``...).
         encoder_options: Passed to :class:`GteEncoder` (``device``, ``dtype``, ``dimension``...).
         ingest_batch_size: Chunks encoded and upserted per step.
+        long_docs: How documents longer than one window are stored. ``None`` (default):
+            follow the collection: a new one gets the long-document layout and the mode
+            recorded in it (``"default"`` for a new one, see
+            :data:`~gte_rag.longdoc.DEFAULT_LONG_DOC`); an existing one without a
+            multivector keeps chunking every document with the token chunker. A mode
+            (``"default"``, ``"late"``, ``"chunks"``, ``"truncate"``) asks for long
+            documents explicitly: a collection without the long-document vectors is then
+            refused (:class:`CollectionMismatchError`). ``"off"``: no long-document path (a
+            new collection is created without the long-document vectors).
+        long_doc_options: Passed to :class:`~gte_rag.longdoc.LongDocEncoder`
+            (``chunk_tokens``, ``window_tokens``, ``window_overlap``, ``span_pooling``,
+            ``context_mix``), plus ``max_multivector_floats``: the most floats in one
+            document point (Qdrant's cap, 1,048,576, by default; more chunk vectors make
+            several parts). Recorded with a new collection and reused on reopening.
 
     Raises:
         ConfigError: an option is invalid (checked before anything is opened or created).
@@ -159,12 +210,26 @@ class KnowledgeBase:
         store_options: Mapping[str, Any] | None = None,
         encoder_options: Mapping[str, Any] | None = None,
         ingest_batch_size: int = DEFAULT_INGEST_BATCH,
+        long_docs: LongDocsSetting | None = None,
+        long_doc_options: Mapping[str, Any] | None = None,
     ) -> None:
         # -- every option is checked before anything is opened, loaded or created
+        if long_docs is not None and long_docs not in _LONG_DOCS:
+            raise ConfigError(f"long_docs={long_docs!r} is not valid; choose None or one of {list(_LONG_DOCS)}")
+        if long_doc_options is not None and not isinstance(long_doc_options, Mapping):
+            raise ConfigError(f"long_doc_options must be a dict, got {type(long_doc_options).__name__}")
+        if long_docs == "off" and long_doc_options:
+            raise ConfigError("long_doc_options are given but long_docs='off'; drop one of them")
+        cap = dict(long_doc_options or {}).get(MULTIVECTOR_FLOATS_OPTION)
+        _validate_int(MULTIVECTOR_FLOATS_OPTION, cap, minimum=1)
         if encoder is not None and (encoder_options or model is not None):
             raise ConfigError("pass either encoder= or model=/encoder_options=, not both")
-        if encoder is not None and not isinstance(encoder, GteEncoder):
-            raise ConfigError(f"encoder must be a gte_rag GteEncoder, got {type(encoder).__name__}")
+        if encoder is not None and not isinstance(encoder, GteEncoder) and not all(
+            hasattr(encoder, a) for a in ("encode", "dimension", "has_sparse", "sparse_mode", "model_name")
+        ):
+            raise ConfigError(
+                f"encoder must be a gte_rag GteEncoder or RemoteEncoder, got {type(encoder).__name__}"
+            )
         if hybrid is not None and not isinstance(hybrid, HybridConfig):
             raise ConfigError(f"hybrid must be a gte_rag HybridConfig, got {type(hybrid).__name__}")
         _validate_int("chunk_size", chunk_size, minimum=0)
@@ -193,15 +258,20 @@ class KnowledgeBase:
                 )
             self.chunker = self._make_chunker(chunk_size, chunk_overlap)
             record = encoder_record(self.encoder)
-            self.layout = CollectionLayout(
+            layout = CollectionLayout(
                 collection,
                 dense_size=self.encoder.dimension,
                 sparse_name="sparse" if self.encoder.has_sparse else None,
                 sparse_idf=self.encoder.sparse_mode == "lexical",
                 model_name=self._model_name_for(record),
                 payload_indexes=DEFAULT_PAYLOAD_INDEXES,
-                encoder=record,
             )
+            layout = self._setup_long_docs(layout, long_docs, dict(long_doc_options or {}), str(record["identity"]))
+            if self.long_doc is not None:
+                record[LONG_DOCS_RECORD] = {**self.long_doc.settings(), MULTIVECTOR_FLOATS_OPTION: self.multivector_floats}
+            from dataclasses import replace
+
+            self.layout = replace(layout, encoder=record)
             # the backend was opened for the probe layout: bind it to the real one
             self.store.backend.layout = self.layout
             self.store.ensure_collection()
@@ -220,7 +290,10 @@ class KnowledgeBase:
         recorded_options = {k: recorded[k] for k in self._RECORDED_OPTIONS if k in recorded}
         if model is not None:
             # the model the collection was built with, named again (maybe from another directory)
-            if recorded.get("identity") and checkpoint_identity(resolve_checkpoint(model)) == recorded["identity"]:
+            local_only = bool(options.get("local_files_only", False))
+            if recorded.get("identity") and checkpoint_identity(
+                resolve_checkpoint(model, local_files_only=local_only)
+            ) == recorded["identity"]:
                 options = {**recorded_options, **options}
             return GteEncoder(model, **options)
         if recorded.get("model"):
@@ -250,16 +323,85 @@ class KnowledgeBase:
         found = self._recorded
         if found is not None and not found.encoder and found.model_name:
             legacy = str(found.model_name)
-            loaded = {self.encoder.spec.hf_id, self.encoder.model_name, str(record.get("model"))}
+            spec = getattr(self.encoder, "spec", None)
+            loaded = {getattr(spec, "hf_id", None), self.encoder.model_name, str(record.get("model"))}
             if legacy in loaded:
                 logger.info("Collection %r records its model by name (%s); accepted for %s",
                             found.collection, legacy, record["identity"])
                 return legacy
         return str(record["identity"])
 
+    def _setup_long_docs(
+        self, layout: CollectionLayout, long_docs: LongDocsSetting | None, options: dict[str, Any], identity: str
+    ) -> CollectionLayout:
+        """Decide the long-document path and layout (sets ``long_doc`` and ``multivector_floats``)."""
+        found = self._recorded
+        recorded = found.encoder_settings.get(LONG_DOCS_RECORD) if found is not None else None
+        recorded = dict(recorded) if isinstance(recorded, Mapping) else {}
+        if found is not None and found.encoder_settings.get("identity") != identity:
+            # another model: its window differs; the collection check refuses it anyway (model_name)
+            recorded = {"mode": recorded["mode"]} if "mode" in recorded else {}
+        self.long_doc: Any = None
+        self.multivector_floats = MAX_MULTIVECTOR_FLOATS
+        if not hasattr(self.encoder, "document_token_budget"):
+            # a remote encoder (no local tokenizer or token states): documents are stored whole
+            if long_docs not in (None, "off"):
+                raise ConfigError(
+                    f"long_docs={long_docs!r} needs a local GteEncoder (token windows and states); "
+                    f"{type(self.encoder).__name__} has none. Use long_docs='off' or None"
+                )
+            long_docs = "off"
+        if found is None:
+            enabled = long_docs != "off"
+        elif long_docs is None or long_docs == "off":
+            enabled = long_docs is None and found.stores_long_documents
+        elif not found.stores_long_documents:
+            wanted = layout.long_documents()
+            raise CollectionMismatchError(
+                f"long_docs={long_docs!r} needs a collection with the long-document vectors (multivector "
+                f"{wanted.multivector_name!r}, document vector {wanted.document_vector_name!r}), but collection "
+                f"{layout.collection!r} at {self.location!r} was created without them (multivector "
+                f"{found.multivector_name!r}, document vector {found.document_vector_name!r}). Fix: leave "
+                "long_docs=None (every document is then chunked as before), or store long documents in a new "
+                "collection (collection=...), or recreate this one and re-ingest.",
+                collection=layout.collection, layout_expected=wanted, layout_found=found,
+            )
+        else:
+            enabled = True
+        if found is not None and found.stores_long_documents:
+            assert found.multivector_name is not None and found.document_vector_name is not None
+            layout = layout.long_documents(
+                multivector_name=found.multivector_name, document_vector_name=found.document_vector_name
+            )
+        elif found is None and enabled:
+            layout = layout.long_documents()
+        if not enabled:
+            return layout
+        from ..longdoc import LongDocEncoder  # lazy: the long-document encoder loads on first use
+
+        if long_docs is None and recorded:
+            settings = {**recorded, **options}  # the collection's settings, unless overridden
+        else:
+            settings = {"mode": "default" if long_docs is None else long_docs, **options}
+        cap = settings.pop(MULTIVECTOR_FLOATS_OPTION, None)
+        self.multivector_floats = MAX_MULTIVECTOR_FLOATS if cap is None else int(cap)
+        try:
+            self.long_doc = LongDocEncoder(self.encoder, **settings)
+        except TypeError as exc:
+            raise ConfigError(
+                f"long_doc_options {sorted(options)} are not all LongDocEncoder options: {exc}. Use chunk_tokens, "
+                f"window_tokens, window_overlap, span_pooling, context_mix or {MULTIVECTOR_FLOATS_OPTION}"
+            ) from exc
+        return layout
+
     def _make_chunker(self, chunk_size: int | None, chunk_overlap: int | None) -> TokenChunker | None:
         if chunk_size == 0:
             return None
+        if not hasattr(self.encoder, "document_token_budget"):
+            raise ConfigError(
+                f"{type(self.encoder).__name__} {self.encoder.model_name!r} has no tokenizer here to chunk by tokens; "
+                "pass chunk_size=0 (each document one point: split long texts before adding them)"
+            )
         room = self.encoder.document_token_budget
         size = min(room, DEFAULT_CHUNK_TOKENS) if chunk_size is None else chunk_size
         if size > room:
@@ -293,20 +435,24 @@ class KnowledgeBase:
         self._precision_checked = True
         # a collection that did not exist at open was created with this encoder's precision
         recorded = self._recorded.encoder_settings.get("precision") if self._recorded is not None else None
-        if recorded and recorded != self.encoder.precision.name:
+        precision = getattr(getattr(self.encoder, "precision", None), "name", "remote")
+        if recorded and recorded != precision:
             warn_external(
                 f"collection {self.layout.collection!r} was written with precision {recorded!r}; this encoder "
-                f"runs {self.encoder.precision.name!r}, so new vectors differ slightly from the stored ones. "
+                f"runs {precision!r}, so new vectors differ slightly from the stored ones. "
                 f"Pass encoder_options={{'dtype': {recorded!r}}} to match"
             )
 
     def _ingestor(self, *, for_async: bool = False) -> Ingestor:
         chunker = self.chunker
         signature = "whole" if chunker is None else f"tokens:{chunker.chunk_size}:{chunker.chunk_overlap}"
+        if self.long_doc is not None:
+            settings = json.dumps(self.long_doc.settings(), sort_keys=True)
+            signature += f"|long:{settings}|mv:{self.multivector_floats}"
         return Ingestor(
             self.encoder, self.store, async_store=self.async_store if for_async else None,
             chunker=chunker, batch_size=self.ingest_batch_size, chunk_signature=signature,
-            on_write=self._check_precision,
+            on_write=self._check_precision, long_doc=self.long_doc, multivector_floats=self.multivector_floats,
         )
 
     # ------------------------------------------------------------------ ingest
@@ -379,7 +525,7 @@ class KnowledgeBase:
         return await self._ingestor(for_async=True).awrite(records)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
-        """Delete every chunk of these documents."""
+        """Delete every chunk of these documents (and their document points)."""
         self.store.delete_documents(doc_ids)
 
     async def adelete_documents(self, doc_ids: Sequence[str]) -> None:
@@ -395,8 +541,21 @@ class KnowledgeBase:
         await self.async_store.delete(filter)
 
     def count(self, filter: models.Filter | None = None) -> int:
-        """Number of stored chunks (matching ``filter``)."""
-        return self.store.count(filter)
+        """Number of stored chunks (matching ``filter``); document points are not counted."""
+        return self.store.count(self.chunk_filter(filter))
+
+    @staticmethod
+    def chunk_filter(filter: models.Filter | None = None) -> models.Filter:
+        """``filter`` restricted to chunks: a long document's document points left out.
+
+        Every read that lists chunks (counts, scrolls, the LlamaIndex store's ``get_nodes``)
+        goes through it; vector searches on the chunk vectors need not, since document
+        points have no dense or sparse vector.
+        """
+        if filter is not None and not isinstance(filter, models.Filter):
+            raise ConfigError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
+        not_document = models.FieldCondition(key=KIND_FIELD, match=models.MatchValue(value=DOCUMENT_KIND))
+        return models.Filter(must=[filter] if filter is not None else None, must_not=[not_document])
 
     def clear(self) -> None:
         """Delete every point; the collection and its recorded settings stay."""
@@ -594,6 +753,165 @@ class KnowledgeBase:
         hits = await self.asearch([text], top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid, alpha=alpha)
         return hits[0]
 
+    # ------------------------------------------------------------------ documents
+    def _documents_args(
+        self, query: str, *, top_k: int, strategy: str, chunks_per_doc: int, neighbours: int,
+        hybrid: HybridConfig | None, mode: str | None, fusion: str | None, alpha: float | None,
+    ) -> HybridConfig:
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError(f"query must be a non-empty str, got {query!r}")
+        if strategy not in get_args(DocumentStrategy):
+            raise ConfigError(f"strategy={strategy!r} is not valid; choose one of {list(get_args(DocumentStrategy))}")
+        _validate_int("top_k", top_k, minimum=1, allow_none=False)
+        _validate_int("chunks_per_doc", chunks_per_doc, minimum=1, allow_none=False)
+        _validate_int("neighbours", neighbours, minimum=0, allow_none=False)
+        if strategy != "groups" and not self.layout.stores_long_documents:
+            raise ConfigError(
+                f"strategy={strategy!r} searches the long-document multivector, but collection "
+                f"{self.layout.collection!r} has none (it was created before long documents, or with "
+                "long_docs='off'); use strategy='groups', or ingest into a new collection"
+            )
+        config = self._resolve(hybrid, mode, fusion, alpha)
+        return config if strategy != "maxsim" else HybridConfig(mode="dense")
+
+    def _documents_ops(
+        self, prepared: _Prepared, strategy: str, chunks_per_doc: int, neighbours: int
+    ) -> Generator[tuple[str, tuple[Any, ...], dict[str, Any]], Any, list[DocumentHit]]:
+        """The store calls of one document search (the sync and async drivers share them)."""
+        p = prepared
+        docs: list[DocumentHit]
+        if strategy == "groups":
+            docs = yield ("query_groups", (p.dense, p.sparse), {
+                "top_k": p.top_k, "group_size": chunks_per_doc, "hybrid": p.hybrid, "filter": p.filter})
+        else:
+            docs = yield ("query_documents", (p.dense,), {"top_k": p.top_k, "filter": p.filter})
+            if strategy == "two_stage" and docs:
+                chunks = yield ("query_in_documents", (p.dense, p.sparse, [d.doc_id for d in docs]), {
+                    "per_document": chunks_per_doc, "hybrid": p.hybrid, "filter": p.filter})
+                for d, hits in zip(docs, chunks):
+                    d.chunks = hits
+        if neighbours and docs:
+            wanted = _neighbour_ids([h for d in docs for h in d.chunks], neighbours)
+            found: list[StoredPoint] = yield ("retrieve", (wanted,), {}) if wanted else ("noop", (), {})
+            by_id = {s.id: s for s in found or []}
+            for d in docs:
+                d.chunks = _with_neighbours(d.chunks, by_id, neighbours)
+        return docs
+
+    def search_documents(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        strategy: DocumentStrategy = "groups",
+        chunks_per_doc: int = 3,
+        filter: models.Filter | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
+        alpha: float | None = None,
+        neighbours: int = 0,
+    ) -> list[DocumentHit]:
+        """The best documents for a query, each with its best chunks.
+
+        Strategies:
+
+        - ``"groups"``: chunk-level search (dense, sparse or hybrid, fused inside Qdrant)
+          grouped by document: the ``top_k`` documents with the best chunks, each with its
+          ``chunks_per_doc`` best chunks; a document scores its best chunk. One
+          ``query_points_groups`` request on qdrant-client; on Qdrant Edge, which has no
+          groups API, emulated by over-fetching and grouping (usually one request).
+        - ``"maxsim"``: documents by MaxSim of the query's dense vector against their chunk
+          vectors (the document points' multivector); a document stored in several parts
+          counts once, with its best part. ``chunks`` stay empty. One request.
+        - ``"two_stage"``: documents by MaxSim, then the ``chunks_per_doc`` best chunks
+          (``mode``/``fusion``) inside each of them. Two requests: Qdrant's Query API
+          cannot join a document point to its chunk points in one request (a prefetch
+          passes on the points it found, and document points have no chunk vectors), so
+          the second is one batch of per-document searches (Edge ``query_batch``,
+          qdrant-client ``query_batch_points``).
+
+        ``neighbours > 0`` adds, around every returned chunk, the chunks up to that many
+        positions before and after it (one more request: a retrieve by id), the chunks of
+        each document then listed in document order (see :meth:`neighbours`).
+
+        ``filter`` applies to chunks and to document points (both carry the document's
+        metadata and ``doc_id``). ``mode``, ``fusion``, ``hybrid`` and ``alpha`` are as in
+        :meth:`search` (``"maxsim"`` uses the dense vector only).
+
+        Raises:
+            ConfigError: an invalid argument, or ``"maxsim"``/``"two_stage"`` on a collection
+                without the long-document vectors.
+        """
+        config = self._documents_args(
+            query, top_k=top_k, strategy=strategy, chunks_per_doc=chunks_per_doc, neighbours=neighbours,
+            hybrid=hybrid, mode=mode, fusion=fusion, alpha=alpha,
+        )
+        prepared = self._prepare([query], None, top_k=top_k, config=config, filter=filter)[0]
+        ops = self._documents_ops(prepared, strategy, chunks_per_doc, neighbours)
+        result: Any = None
+        while True:
+            try:
+                method, args, kwargs = ops.send(result)
+            except StopIteration as stop:
+                docs: list[DocumentHit] = stop.value
+                return docs
+            result = None if method == "noop" else getattr(self.store, method)(*args, **kwargs)
+
+    async def asearch_documents(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        strategy: DocumentStrategy = "groups",
+        chunks_per_doc: int = 3,
+        filter: models.Filter | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        hybrid: HybridConfig | None = None,
+        alpha: float | None = None,
+        neighbours: int = 0,
+    ) -> list[DocumentHit]:
+        """Async twin of :meth:`search_documents` (encoding in a worker thread, async store calls)."""
+        config = self._documents_args(
+            query, top_k=top_k, strategy=strategy, chunks_per_doc=chunks_per_doc, neighbours=neighbours,
+            hybrid=hybrid, mode=mode, fusion=fusion, alpha=alpha,
+        )
+        prepared = (await asyncio.to_thread(self._prepare, [query], None, top_k=top_k, config=config, filter=filter))[0]
+        ops = self._documents_ops(prepared, strategy, chunks_per_doc, neighbours)
+        store = self.async_store
+        result: Any = None
+        while True:
+            try:
+                method, args, kwargs = ops.send(result)
+            except StopIteration as stop:
+                docs: list[DocumentHit] = stop.value
+                return docs
+            result = None if method == "noop" else await getattr(store, method)(*args, **kwargs)
+
+    def neighbours(self, hits: Sequence[SearchHit], *, window: int = 1) -> list[SearchHit]:
+        """The hits with their neighbouring chunks, by chunk index, in one retrieve call.
+
+        Each hit of a chunk the knowledge base cut (its payload has ``doc_id`` and
+        ``chunk_index``) brings the chunks up to ``window`` positions before and after it
+        (ids are deterministic, so they are fetched by id). The result lists documents in
+        the order of their first hit, each document's chunks in document order, every chunk
+        once (overlapping neighbourhoods merge). A hit keeps its score; a neighbour that was
+        not a hit carries the best score of the hits that brought it. Hits without a chunk
+        index (LlamaIndex nodes) are passed through in place.
+        """
+        _validate_int("window", window, minimum=0, allow_none=False)
+        wanted = _neighbour_ids(hits, window)
+        by_id = {p.id: p for p in self.store.retrieve(wanted)} if wanted else {}
+        return _with_neighbours(list(hits), by_id, window)
+
+    async def aneighbours(self, hits: Sequence[SearchHit], *, window: int = 1) -> list[SearchHit]:
+        """Async twin of :meth:`neighbours`."""
+        _validate_int("window", window, minimum=0, allow_none=False)
+        wanted = _neighbour_ids(hits, window)
+        by_id = {p.id: p for p in await self.async_store.retrieve(wanted)} if wanted else {}
+        return _with_neighbours(list(hits), by_id, window)
+
     # ------------------------------------------------------------------ lifecycle
     def optimize(self) -> bool:
         """Build the search indexes now (Edge); returns whether anything was done."""
@@ -639,6 +957,69 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(location={self.location!r}, collection={self.layout.collection!r}, encoder={self.encoder!r})"
+
+
+def _position(hit: SearchHit) -> tuple[str, int, int | None] | None:
+    """``(doc_id, chunk_index, chunk count)`` of a chunk the knowledge base cut, else ``None``."""
+    doc, index = hit.payload.get("doc_id"), hit.payload.get("chunk_index")
+    if doc is None or isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        return None
+    count = hit.payload.get(CHUNK_COUNT_FIELD)
+    return str(doc), index, count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def _neighbour_ids(hits: Sequence[SearchHit], window: int) -> list[str]:
+    """Ids of the neighbours of ``hits`` that are not hits themselves (each once)."""
+    have = {h.id for h in hits}
+    wanted: dict[str, None] = {}
+    for h in hits:
+        pos = _position(h)
+        if pos is None:
+            continue
+        doc, index, count = pos
+        last = index + window if count is None else min(index + window, count - 1)
+        for j in range(max(0, index - window), last + 1):
+            pid = point_id(doc, j)
+            if pid not in have:
+                wanted[pid] = None
+    return list(wanted)
+
+
+def _with_neighbours(hits: list[SearchHit], found: Mapping[str, StoredPoint], window: int) -> list[SearchHit]:
+    """Hits and their neighbours: documents in first-hit order, chunks in document order, once each."""
+    hit_ids = {h.id for h in hits}
+    order: list[str | SearchHit] = []  # a document id, or a hit without a position (kept in place)
+    chunks: dict[str, dict[int, SearchHit]] = {}
+    for h in hits:
+        pos = _position(h)
+        if pos is None:
+            order.append(h)
+            continue
+        doc, index, count = pos
+        if doc not in chunks:
+            chunks[doc] = {}
+            order.append(doc)
+        mine = chunks[doc]
+        known = mine.get(index)
+        if known is None or known.id not in hit_ids or known.score < h.score:
+            mine[index] = SearchHit(h.id, h.score, h.payload)
+        last = index + window if count is None else min(index + window, count - 1)
+        for j in range(max(0, index - window), last + 1):
+            known = mine.get(j)
+            if known is not None:
+                if known.id not in hit_ids and known.score < h.score:
+                    known.score = h.score  # a neighbour carries the best score of the hits that bring it
+                continue
+            stored = found.get(point_id(doc, j))
+            if stored is not None:
+                mine[j] = SearchHit(stored.id, h.score, stored.payload)
+    out: list[SearchHit] = []
+    for item in order:
+        if isinstance(item, SearchHit):
+            out.append(item)
+        else:
+            out.extend(hit for _, hit in sorted(chunks[item].items()))
+    return out
 
 
 def _read_sources(paths: Iterable[str | Path], source: str | None) -> list[Source]:

@@ -26,7 +26,7 @@ from qdrant_client import models
 from ..errors import ConfigError
 from ..kb import ChunkRecord, KnowledgeBase
 from ..kb._ingest import WRITE_PATH_FIELDS
-from ..qdrant import SearchHit, StoredPoint, node_point_id
+from ..qdrant import SearchHit, StoredPoint, is_document_point, node_point_id
 from ..qdrant._points import RESERVED_PAYLOAD_KEYS
 from ._embedding import GteEmbedding
 from ._filters import to_qdrant_filter
@@ -157,10 +157,10 @@ class GteVectorStore(BasePydanticVectorStore):
             await self._kb.adelete(flt)
 
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
-        """Nodes by id (in the order asked) and/or by metadata filter."""
+        """Nodes by id (in the order asked) and/or by metadata filter (never a long document's document point)."""
         if node_ids is not None and filters is None:
             return _ordered_nodes(node_ids, self._kb.store.retrieve([node_point_id(i) for i in node_ids]))
-        flt = _selection(node_ids, filters)
+        flt = KnowledgeBase.chunk_filter(_selection(node_ids, filters))
         nodes: list[BaseNode] = []
         offset = None
         while True:
@@ -174,7 +174,7 @@ class GteVectorStore(BasePydanticVectorStore):
         store = self._kb.async_store
         if node_ids is not None and filters is None:
             return _ordered_nodes(node_ids, await store.retrieve([node_point_id(i) for i in node_ids]))
-        flt = _selection(node_ids, filters)
+        flt = KnowledgeBase.chunk_filter(_selection(node_ids, filters))
         nodes: list[BaseNode] = []
         offset = None
         while True:
@@ -233,7 +233,7 @@ def _selection(node_ids: list[str] | None, filters: MetadataFilters | None) -> m
 
 
 def _ordered_nodes(node_ids: Sequence[str], found: list[StoredPoint]) -> list[BaseNode]:
-    by_point = {p.id: p for p in found}
+    by_point = {p.id: p for p in found if not is_document_point(p.payload)}
     out = []
     for node_id in node_ids:
         point = by_point.get(node_point_id(node_id))

@@ -62,6 +62,17 @@ class StoreBackend(Protocol):
         """Run one Query API request."""
         ...
 
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+        """Run several Query API requests as one batch (one engine call), results in order."""
+        ...
+
+    def query_groups(
+        self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
+    ) -> list[tuple[str, list[SearchHit]]]:
+        """At least the ``limit`` best groups of the plan's hits by the payload field
+        ``group_by`` (a group ranks by its best hit), each with up to ``group_size`` hits."""
+        ...
+
     def delete(self, filter: models.Filter) -> None:
         """Delete the points matching ``filter``."""
         ...
@@ -103,6 +114,10 @@ class AsyncStoreBackend(Protocol):
     async def create_payload_index(self, field: str, kind: PayloadIndexType) -> None: ...
     async def upsert(self, points: Sequence[PointRecord]) -> None: ...
     async def query(self, plan: QueryPlan) -> list[SearchHit]: ...
+    async def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]: ...
+    async def query_groups(
+        self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
+    ) -> list[tuple[str, list[SearchHit]]]: ...
     async def delete(self, filter: models.Filter) -> None: ...
     async def count(self, filter: models.Filter | None) -> int: ...
     async def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]: ...
@@ -151,6 +166,8 @@ def describe_found_layout(
 
     dense_name = pick(expected.dense_name, singles)
     mv_name = pick(expected.multivector_name, multis)
+    others = {n: v for n, v in singles.items() if n != dense_name}
+    doc_name = pick(expected.document_vector_name, others)
     sparse_name = pick(expected.sparse_name, sparse_vectors)
     rec = dict(recorded or {})
     indexes = rec.get("payload_indexes") or {}
@@ -163,6 +180,7 @@ def describe_found_layout(
         sparse_idf=bool(sparse_vectors[sparse_name]) if sparse_name else False,
         multivector_name=mv_name,
         multivector_size=multis[mv_name][0] if mv_name else None,
+        document_vector_name=doc_name,
         model_name=rec.get("model_name"),
         payload_indexes=tuple(sorted(dict(indexes).items())),
         encoder=tuple(sorted(dict(rec.get("encoder") or {}).items())),
@@ -178,11 +196,22 @@ def validate_points(points: Sequence[PointRecord], layout: CollectionLayout) -> 
     for p in points:
         if not isinstance(p, PointRecord):
             raise ConfigError(f"upsert takes PointRecord objects, got {type(p).__name__}")
-        if len(p.dense) != layout.dense_size:
+        if p.dense is not None and len(p.dense) != layout.dense_size:
             raise ConfigError(
                 f"point {p.id}: dense vector has {len(p.dense)} dims, collection "
                 f"{layout.collection!r} expects {layout.dense_size}"
             )
+        if p.document_vector is not None:
+            if not layout.has_document_vector:
+                raise ConfigError(
+                    f"point {p.id} has a document vector but collection {layout.collection!r} has none "
+                    "(set CollectionLayout.document_vector_name, e.g. CollectionLayout(...).long_documents())"
+                )
+            if len(p.document_vector) != layout.dense_size:
+                raise ConfigError(
+                    f"point {p.id}: document vector has {len(p.document_vector)} dims, collection "
+                    f"{layout.collection!r} expects {layout.dense_size}"
+                )
         if p.sparse is not None and not layout.has_sparse:
             raise ConfigError(
                 f"point {p.id} has a sparse vector but collection {layout.collection!r} has no "

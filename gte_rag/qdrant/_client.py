@@ -69,6 +69,10 @@ def _create_kwargs(layout: CollectionLayout, options: dict[str, Any]) -> dict[st
             size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=on_disk
         )
     }
+    if layout.document_vector_name is not None:
+        vectors[layout.document_vector_name] = models.VectorParams(
+            size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=on_disk
+        )
     if layout.multivector_name is not None:
         vectors[layout.multivector_name] = models.VectorParams(
             size=int(layout.multivector_size or layout.dense_size),
@@ -119,7 +123,11 @@ def _indexed(info: models.CollectionInfo) -> dict[str, str]:
 
 
 def _point_struct(layout: CollectionLayout, p: PointRecord) -> models.PointStruct:
-    vector: dict[str, Any] = {layout.dense_name: p.dense}
+    vector: dict[str, Any] = {}
+    if p.dense is not None:
+        vector[layout.dense_name] = p.dense
+    if p.document_vector is not None and layout.document_vector_name is not None:
+        vector[layout.document_vector_name] = p.document_vector
     if p.sparse is not None and layout.sparse_name is not None:
         vector[layout.sparse_name] = models.SparseVector(
             indices=list(p.sparse.indices), values=list(p.sparse.values)
@@ -144,6 +152,31 @@ def _query_kwargs(layout: CollectionLayout, plan: QueryPlan) -> dict[str, Any]:
 
 def _hits(response: models.QueryResponse) -> list[SearchHit]:
     return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+
+def _batch_requests(plans: Sequence[QueryPlan]) -> list[models.QueryRequest]:
+    return [
+        models.QueryRequest(
+            query=p.query, using=p.using, prefetch=list(p.prefetch) or None, filter=p.filter,
+            limit=p.limit, with_payload=p.with_payload, with_vector=False,
+        )
+        for p in plans
+    ]
+
+
+def _groups_kwargs(
+    layout: CollectionLayout, plan: QueryPlan, group_by: str, group_size: int, limit: int
+) -> dict[str, Any]:
+    kwargs = _query_kwargs(layout, plan)
+    kwargs.update(group_by=group_by, group_size=group_size, limit=limit)
+    return kwargs
+
+
+def _groups(result: models.GroupsResult) -> list[tuple[str, list[SearchHit]]]:
+    return [
+        (str(g.id), [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in g.hits])
+        for g in result.groups
+    ]
 
 
 def _records(records: Sequence[models.Record]) -> list[StoredPoint]:
@@ -285,6 +318,22 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
             response = self.client.query_points(**kwargs)
         return _hits(response)
 
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+        """One ``query_batch_points`` call."""
+        if not plans:
+            return []
+        with self._errors("query batch"):
+            responses = self.client.query_batch_points(self.layout.collection, requests=_batch_requests(plans))
+        return [_hits(r) for r in responses]
+
+    def query_groups(
+        self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
+    ) -> list[tuple[str, list[SearchHit]]]:
+        """One ``query_points_groups`` call (local mode fetches every point into each prefetch)."""
+        with self._errors("query groups"):
+            result = self.client.query_points_groups(**_groups_kwargs(self.layout, plan, group_by, group_size, limit))
+        return _groups(result)
+
     def delete(self, filter: models.Filter) -> None:
         selector = models.FilterSelector(filter=filter)
         with self._errors("delete"):
@@ -378,6 +427,26 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
         with self._errors("query"):
             response = await self.client.query_points(**kwargs)
         return _hits(response)
+
+    async def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+        """See :meth:`ClientBackend.query_batch`."""
+        if not plans:
+            return []
+        with self._errors("query batch"):
+            responses = await self.client.query_batch_points(
+                self.layout.collection, requests=_batch_requests(plans)
+            )
+        return [_hits(r) for r in responses]
+
+    async def query_groups(
+        self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
+    ) -> list[tuple[str, list[SearchHit]]]:
+        """See :meth:`ClientBackend.query_groups`."""
+        with self._errors("query groups"):
+            result = await self.client.query_points_groups(
+                **_groups_kwargs(self.layout, plan, group_by, group_size, limit)
+            )
+        return _groups(result)
 
     async def delete(self, filter: models.Filter) -> None:
         selector = models.FilterSelector(filter=filter)

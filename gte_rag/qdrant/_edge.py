@@ -36,13 +36,18 @@ from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
-from gte_rag.qdrant._query import QueryPlan
+from gte_rag.qdrant._query import QueryPlan, group_hits, widen_plan
 
 __all__ = ["AsyncEdgeBackend", "EdgeBackend"]
 
 logger = logging.getLogger(__name__)
 
 SIDECAR_NAME = "gte_rag_layout.json"
+GROUP_FETCH_ROUNDS = 6
+"""Query groups on Edge: how many times the over-fetch may grow (x4 each) before the groups
+found are returned as they are."""
+GROUP_COUNT_FIELD = "_chunk_count"
+"""Payload field that tells how many chunks a document has: a group holding that many is complete."""
 _EDGE_CONFIG_NAME = "edge_config.json"
 
 _DISTANCES = {
@@ -90,6 +95,19 @@ def _best_hits(found: Sequence[Any], top_k: int) -> list[SearchHit]:
         cut = sorted([p.score for p in found], reverse=True)[top_k - 1]
         found = [p for p in found if p.score >= cut]
     return [SearchHit(str(p.id), p.score, p.payload or {}) for p in found]
+
+
+def _groups_complete(groups: Sequence[tuple[str, list[SearchHit]]], limit: int, group_size: int) -> bool:
+    """Whether the ``limit`` best groups are known and each holds all the hits it can."""
+    if len(groups) < limit:
+        return False
+    for _, hits in groups[:limit]:
+        if len(hits) >= group_size:
+            continue
+        total = hits[0].payload.get(GROUP_COUNT_FIELD)
+        if not isinstance(total, int) or len(hits) < total:
+            return False
+    return True
 
 
 class EdgeBackend:
@@ -287,6 +305,10 @@ class EdgeBackend:
                 size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=self._on_disk
             )
         }
+        if layout.document_vector_name is not None:
+            vectors[layout.document_vector_name] = qe.EdgeVectorParams(
+                size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=self._on_disk
+            )
         if layout.multivector_name is not None:
             vectors[layout.multivector_name] = qe.EdgeVectorParams(
                 size=int(layout.multivector_size or layout.dense_size),
@@ -350,7 +372,11 @@ class EdgeBackend:
 
     # -- points ----------------------------------------------------------------------
     def _point(self, p: PointRecord) -> qe.Point:
-        vector: dict[str, Any] = {self.layout.dense_name: p.dense}
+        vector: dict[str, Any] = {}
+        if p.dense is not None:
+            vector[self.layout.dense_name] = p.dense
+        if p.document_vector is not None and self.layout.document_vector_name is not None:
+            vector[self.layout.document_vector_name] = p.document_vector
         if p.sparse is not None and self.layout.sparse_name is not None:
             vector[self.layout.sparse_name] = qe.SparseVector(list(p.sparse.indices), list(p.sparse.values))
         if p.multivector is not None and self.layout.multivector_name is not None:
@@ -376,6 +402,44 @@ class EdgeBackend:
         finally:
             self._release()
         return _best_hits(found, plan.top_k)
+
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+        """Run the plans as one ``query_batch`` call (one pass over the segments)."""
+        if not plans:
+            return []
+        request = qe.QueryBatchRequest([to_edge_request(p) for p in plans])
+        shard = self._acquire()
+        try:
+            with self._errors("query batch"):
+                found = shard.query_batch(request)
+        finally:
+            self._release()
+        return [_best_hits(points, plan.top_k) for points, plan in zip(found, plans)]
+
+    def query_groups(
+        self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
+    ) -> list[tuple[str, list[SearchHit]]]:
+        """Query groups emulated (Edge has no groups API): over-fetch, group, widen.
+
+        The plan is run with ``limit * group_size * 2`` hits (each prefetch branch
+        fetching at least as many); the hits are grouped by ``group_by`` in score order.
+        When fewer than ``limit`` groups are found, or one of the ``limit`` best holds
+        fewer than ``group_size`` hits while its document has more chunks (payload
+        ``_chunk_count``; without it, more may exist), the fetch grows four-fold and the
+        query runs again, until the groups are complete, the engine returns fewer hits
+        than asked (everything matching was seen) or :data:`GROUP_FETCH_ROUNDS` rounds.
+        The groups come from the last round's ranking alone. Fused scores (RRF, DBSF)
+        depend on how deep each branch fetches, as on every engine.
+        """
+        fetch = max(limit * group_size * 2, plan.limit)
+        groups: list[tuple[str, list[SearchHit]]] = []
+        for _ in range(GROUP_FETCH_ROUNDS):
+            hits = self.query(widen_plan(plan, fetch))
+            groups = group_hits(hits, group_by, group_size)
+            if len(hits) < fetch or _groups_complete(groups, limit, group_size):
+                break
+            fetch *= 4
+        return groups
 
     def delete(self, filter: models.Filter) -> None:
         operation = qe.UpdateOperation.delete_points_by_filter(convert_filter(filter))
@@ -491,6 +555,16 @@ class AsyncEdgeBackend:
 
     async def query(self, plan: QueryPlan) -> list[SearchHit]:
         return await asyncio.to_thread(self._sync.query, plan)
+
+    async def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+        return await asyncio.to_thread(self._sync.query_batch, plans)
+
+    async def query_groups(
+        self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
+    ) -> list[tuple[str, list[SearchHit]]]:
+        return await asyncio.to_thread(
+            lambda: self._sync.query_groups(plan, group_by=group_by, group_size=group_size, limit=limit)
+        )
 
     async def delete(self, filter: models.Filter) -> None:
         await asyncio.to_thread(self._sync.delete, filter)

@@ -18,6 +18,7 @@ from gte_rag.errors import CollectionMismatchError, ConfigError
 __all__ = [
     "CollectionLayout",
     "DEFAULT_DENSE_VECTOR_NAME",
+    "DEFAULT_DOCUMENT_VECTOR_NAME",
     "DEFAULT_MULTIVECTOR_NAME",
     "DEFAULT_PAYLOAD_INDEXES",
     "DEFAULT_SPARSE_VECTOR_NAME",
@@ -34,6 +35,7 @@ PayloadIndexType = Literal["keyword", "integer", "float", "text", "bool", "datet
 DEFAULT_DENSE_VECTOR_NAME = "dense"
 DEFAULT_SPARSE_VECTOR_NAME = "sparse"
 DEFAULT_MULTIVECTOR_NAME = "multivector"
+DEFAULT_DOCUMENT_VECTOR_NAME = "document"
 DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (
     ("doc_id", "keyword"),
     ("ref_doc_id", "keyword"),
@@ -53,6 +55,7 @@ _GEOMETRY_FIELDS = (
     "sparse_idf",
     "multivector_name",
     "multivector_size",
+    "document_vector_name",
 )
 
 
@@ -71,6 +74,11 @@ class CollectionLayout:
         multivector_name: Name of an optional multivector (MAX_SIM comparator), e.g. all
             chunk vectors of a document; ``None`` for none.
         multivector_size: Dimension of each multivector row; defaults to ``dense_size``.
+        document_vector_name: Name of an optional second dense vector of size
+            ``dense_size`` (same distance) holding one vector per document; ``None`` for
+            none. A long-document collection (:meth:`long_documents`) has both this and
+            the multivector: its document points carry only these two, its chunk points
+            only the dense and sparse vectors, so a chunk query never meets a document.
         model_name: Identity of the embedding model the vectors come from (a hub id, or
             the ``sha256:`` fingerprint of a checkpoint directory, never a path), recorded
             with the collection so that reopening it with another model is detected.
@@ -95,6 +103,7 @@ class CollectionLayout:
     sparse_idf: bool = False
     multivector_name: str | None = None
     multivector_size: int | None = None
+    document_vector_name: str | None = None
     model_name: str | None = None
     payload_indexes: tuple[tuple[str, PayloadIndexType], ...] = field(
         default=DEFAULT_PAYLOAD_INDEXES
@@ -126,7 +135,9 @@ class CollectionLayout:
             raise ConfigError(
                 f"multivector_size must be a positive int, got {self.multivector_size!r}"
             )
-        names = [n for n in (self.dense_name, self.sparse_name, self.multivector_name) if n]
+        names = [
+            n for n in (self.dense_name, self.sparse_name, self.multivector_name, self.document_vector_name) if n
+        ]
         if len(set(names)) != len(names):
             raise ConfigError(f"vector names must be distinct, got {names}")
         raw = self.payload_indexes
@@ -156,6 +167,36 @@ class CollectionLayout:
     def has_multivector(self) -> bool:
         """Whether the collection has a multivector."""
         return self.multivector_name is not None
+
+    @property
+    def has_document_vector(self) -> bool:
+        """Whether the collection has a document-level dense vector."""
+        return self.document_vector_name is not None
+
+    @property
+    def stores_long_documents(self) -> bool:
+        """Whether the collection has the long-document vectors (multivector and document vector)."""
+        return self.multivector_name is not None and self.document_vector_name is not None
+
+    def long_documents(
+        self,
+        *,
+        multivector_name: str = DEFAULT_MULTIVECTOR_NAME,
+        document_vector_name: str = DEFAULT_DOCUMENT_VECTOR_NAME,
+    ) -> CollectionLayout:
+        """A copy with the long-document vectors: a MAX_SIM multivector of chunk vectors
+        (``dense_size`` wide) and a document-level dense vector.
+
+        Example:
+            >>> CollectionLayout("docs", dense_size=8).long_documents().stores_long_documents
+            True
+        """
+        from dataclasses import replace
+
+        return replace(
+            self, multivector_name=multivector_name, multivector_size=self.dense_size,
+            document_vector_name=document_vector_name,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize to a JSON-compatible dict (stored with the collection)."""
@@ -225,9 +266,27 @@ def check_layout(expected: CollectionLayout, found: CollectionLayout) -> None:
     if not differing:
         return
     table = format_layouts_side_by_side(expected, found, differing)
+    hint = ""
+    if {"multivector_name", "document_vector_name"} & set(differing):
+        if found.stores_long_documents and not expected.stores_long_documents:
+            hint = (
+                f"The collection stores long documents (multivector {found.multivector_name!r}, "
+                f"document vector {found.document_vector_name!r}) and the layout asked for has "
+                f"{'no multivector' if not expected.has_multivector else 'other long-document vectors'}: "
+                "open it with the long-document layout (CollectionLayout(...).long_documents(), or "
+                "KnowledgeBase(long_docs=None), which follows the collection).\n"
+            )
+        elif expected.stores_long_documents and not found.stores_long_documents:
+            hint = (
+                f"The layout asked for stores long documents (multivector {expected.multivector_name!r}, "
+                f"document vector {expected.document_vector_name!r}) but the collection has "
+                f"{'no multivector' if not found.has_multivector else 'other long-document vectors'}: "
+                "open it without them (KnowledgeBase(long_docs=None) follows the collection), or write "
+                "long documents to a new collection.\n"
+            )
     message = (
         f"Collection {expected.collection!r} exists with another layout "
-        f"(differs in: {', '.join(differing)}):\n{table}\n"
+        f"(differs in: {', '.join(differing)}):\n{table}\n{hint}"
         "Fix: use another collection name for this model/layout, or recreate the "
         "collection (ensure_collection(recreate=True) deletes its points) and re-ingest."
     )

@@ -37,8 +37,12 @@ __all__ = [
     "QueryMode",
     "QueryPlan",
     "TIE_MARGIN",
+    "build_multivector_plan",
     "build_query_plan",
+    "group_hits",
+    "rank_groups",
     "rank_hits",
+    "widen_plan",
 ]
 
 logger = logging.getLogger(__name__)
@@ -366,3 +370,87 @@ def rank_hits(hits: Sequence[SearchHit], top_k: int) -> list[SearchHit]:
     answer the same on every run.
     """
     return sorted(hits, key=lambda h: (-h.score, h.id))[:top_k]
+
+
+def widen_plan(plan: QueryPlan, limit: int) -> QueryPlan:
+    """A copy of ``plan`` returning ``limit`` points, each branch fetching at least as many.
+
+    Used to over-fetch when results are grouped after the query (the Edge backend's
+    query groups). Plans written by hand keep their prefetch as it is.
+    """
+    from dataclasses import replace
+
+    if plan.spec is None:
+        return QueryPlan(
+            plan.query, limit=limit, top_k=limit, using=plan.using, prefetch=plan.prefetch,
+            filter=plan.filter, with_payload=plan.with_payload,
+        )
+    spec = replace(plan.spec, prefetch_limit=max(plan.spec.prefetch_limit, limit))
+    return QueryPlan(limit=limit, top_k=limit, filter=plan.filter, with_payload=plan.with_payload, spec=spec)
+
+
+def build_multivector_plan(
+    layout: CollectionLayout,
+    query: Sequence[Sequence[float]] | Sequence[float] | np.ndarray,
+    *,
+    limit: int,
+    filter: models.Filter | None = None,
+) -> QueryPlan:
+    """A MAX_SIM search of the layout's multivector (one request).
+
+    Args:
+        query: The query rows ``(m, multivector_size)``; a single ``(dim,)`` vector is
+            sent as a one-row multivector, so a document scores its best chunk's similarity.
+        limit: Points to return.
+        filter: Applied to the search.
+
+    Raises:
+        ConfigError: the layout has no multivector, or the query has the wrong shape.
+    """
+    if not layout.has_multivector:
+        raise ConfigError(
+            f"collection {layout.collection!r} has no multivector (set CollectionLayout.multivector_name, "
+            "e.g. CollectionLayout(...).long_documents())"
+        )
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+        raise ConfigError(f"limit must be a positive int, got {limit!r}")
+    if filter is not None and not isinstance(filter, models.Filter):
+        raise ConfigError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
+    rows = np.asarray(query, dtype=np.float32)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    if rows.ndim != 2 or rows.shape[0] == 0 or rows.shape[1] != layout.multivector_size:
+        raise ConfigError(
+            f"multivector query must have shape (m, {layout.multivector_size}) or ({layout.multivector_size},), "
+            f"got {np.asarray(query).shape}"
+        )
+    values: list[list[float]] = rows.tolist()
+    return QueryPlan(
+        models.NearestQuery(nearest=values), limit=limit, top_k=limit, using=layout.multivector_name, filter=filter,
+    )
+
+
+def group_hits(
+    hits: Sequence[SearchHit], group_by: str, group_size: int
+) -> list[tuple[str, list[SearchHit]]]:
+    """Group hits (given best first) by a payload field: groups in order of their best hit,
+    at most ``group_size`` hits each; hits without the field are left out."""
+    groups: dict[str, list[SearchHit]] = {}
+    for hit in sorted(hits, key=lambda h: (-h.score, h.id)):
+        key = hit.payload.get(group_by)
+        if key is None or isinstance(key, (list, dict)):
+            continue
+        members = groups.setdefault(str(key), [])
+        if len(members) < group_size:
+            members.append(hit)
+    return list(groups.items())
+
+
+def rank_groups(
+    groups: Sequence[tuple[str, Sequence[SearchHit]]], limit: int, group_size: int
+) -> list[tuple[str, list[SearchHit]]]:
+    """Best ``limit`` groups by their best hit (ties by key), each with its best ``group_size``
+    hits (ties by id): the same order on every engine and run."""
+    ranked = [(key, rank_hits(list(hits), group_size)) for key, hits in groups if hits]
+    ranked.sort(key=lambda g: (-g[1][0].score, g[0]))
+    return ranked[:limit]

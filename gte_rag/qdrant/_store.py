@@ -23,8 +23,16 @@ from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
 from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, check_layout
-from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
-from gte_rag.qdrant._query import HybridConfig, build_query_plan, rank_hits
+from gte_rag.qdrant._points import DocumentHit, PointRecord, SearchHit, StoredPoint
+from gte_rag.qdrant._query import (
+    TIE_MARGIN,
+    HybridConfig,
+    QueryPlan,
+    build_multivector_plan,
+    build_query_plan,
+    rank_groups,
+    rank_hits,
+)
 
 __all__ = ["AsyncQdrantStore", "QdrantStore", "open_async_store", "open_store"]
 
@@ -34,6 +42,71 @@ Engine = Literal["auto", "edge", "client"]
 DEFAULT_BATCH_SIZE = 256
 DOCUMENT_ID_FIELDS = ("doc_id", "ref_doc_id")
 _DEFAULT_HYBRID = HybridConfig()  # frozen: one instance serves every query that gives none
+GROUP_TIE_MARGIN = 2
+"""Extra hits asked per group so that ties at the group's cut are broken by id, not by engine."""
+DOCUMENT_FETCH_ROUNDS = 6
+"""MaxSim search: how many times the fetch may grow (x4) while document parts fill the results."""
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
+
+
+def _groups_plan(
+    layout: CollectionLayout, dense: Any, sparse: Any, *, top_k: int, group_size: int, group_by: str,
+    hybrid: HybridConfig | None, filter: models.Filter | None,
+) -> QueryPlan:
+    _positive("top_k", top_k)
+    _positive("group_size", group_size)
+    if not isinstance(group_by, str) or not group_by:
+        raise ConfigError(f"group_by must be a payload field name, got {group_by!r}")
+    # each branch fetches enough candidates for every group to fill up
+    return build_query_plan(
+        layout, dense=dense, sparse=sparse, top_k=top_k * group_size,
+        hybrid=hybrid or _DEFAULT_HYBRID, filter=filter,
+    )
+
+
+def _document_hits(groups: list[tuple[str, list[SearchHit]]]) -> list[DocumentHit]:
+    return [DocumentHit(doc_id=key, score=hits[0].score, chunks=hits) for key, hits in groups]
+
+
+def _dedupe_documents(hits: Sequence[SearchHit]) -> dict[str, float]:
+    """Best score per document over its document points (parts)."""
+    best: dict[str, float] = {}
+    for h in hits:
+        doc = h.payload.get("doc_id")
+        if doc is None:
+            continue
+        key = str(doc)
+        if key not in best or h.score > best[key]:
+            best[key] = h.score
+    return best
+
+
+def _rank_documents(best: dict[str, float], top_k: int) -> list[DocumentHit]:
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
+    return [DocumentHit(doc_id=d, score=s) for d, s in ranked]
+
+
+def _per_document_plans(
+    layout: CollectionLayout, dense: Any, sparse: Any, doc_ids: Sequence[str], *, per_document: int,
+    hybrid: HybridConfig | None, filter: models.Filter | None,
+) -> list[QueryPlan]:
+    if isinstance(doc_ids, str):
+        raise ConfigError("doc_ids must be a sequence of ids, not a single string")
+    _positive("per_document", per_document)
+    plans = []
+    for doc in doc_ids:
+        must: list[Any] = [models.FieldCondition(key="doc_id", match=models.MatchValue(value=str(doc)))]
+        if filter is not None:
+            must.append(filter)
+        plans.append(build_query_plan(
+            layout, dense=dense, sparse=sparse, top_k=per_document, hybrid=hybrid or _DEFAULT_HYBRID,
+            filter=models.Filter(must=must),
+        ))
+    return plans
 
 
 def documents_filter(doc_ids: Sequence[str]) -> models.Filter:
@@ -202,6 +275,74 @@ class QdrantStore(_StoreFront[StoreBackend]):
         )
         return rank_hits(self._backend.query(plan), plan.top_k)
 
+    def query_groups(
+        self,
+        dense: Sequence[float] | Any | None = None,
+        sparse: Any | None = None,
+        *,
+        top_k: int = 10,
+        group_size: int = 3,
+        group_by: str = "doc_id",
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[DocumentHit]:
+        """Chunk search grouped by document: the ``top_k`` best documents (by their best
+        chunk), each with its ``group_size`` best chunks, best first.
+
+        One ``query_points_groups`` request on qdrant-client; emulated on Qdrant Edge, which
+        has no groups API (see :meth:`EdgeBackend.query_groups`). Each branch of a hybrid
+        query fetches at least ``max(4 * top_k * group_size, 100)`` candidates (qdrant-client
+        local mode fetches every point); with the same candidates both engines agree.
+        Points without ``group_by`` (a long document's document points) are never in a group.
+        """
+        plan = _groups_plan(
+            self.layout, dense, sparse, top_k=top_k, group_size=group_size, group_by=group_by,
+            hybrid=hybrid, filter=filter,
+        )
+        groups = self._backend.query_groups(
+            plan, group_by=group_by, group_size=group_size + GROUP_TIE_MARGIN, limit=top_k + TIE_MARGIN
+        )
+        return _document_hits(rank_groups(groups, top_k, group_size))
+
+    def query_documents(
+        self, vector: Sequence[float] | Any, *, top_k: int = 10, filter: models.Filter | None = None
+    ) -> list[DocumentHit]:
+        """Documents by MaxSim of ``vector`` (one query row) against their chunk vectors.
+
+        Searches the layout's multivector; a document stored as several parts counts once,
+        with its best part's score. Usually one request; more only while parts of the same
+        documents crowd the results (the fetch grows four-fold each time).
+        """
+        _positive("top_k", top_k)
+        limit = top_k + TIE_MARGIN
+        best: dict[str, float] = {}
+        for _ in range(DOCUMENT_FETCH_ROUNDS):
+            plan = build_multivector_plan(self.layout, vector, limit=limit, filter=filter)
+            hits = self._backend.query(plan)
+            best = _dedupe_documents(hits)
+            if len(hits) < limit or len(best) >= top_k + TIE_MARGIN:
+                break
+            limit *= 4
+        return _rank_documents(best, top_k)
+
+    def query_in_documents(
+        self,
+        dense: Sequence[float] | Any | None,
+        sparse: Any | None,
+        doc_ids: Sequence[str],
+        *,
+        per_document: int = 3,
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[list[SearchHit]]:
+        """The ``per_document`` best chunks inside each of ``doc_ids`` (in that order), as ONE
+        batch request (Edge ``query_batch`` / qdrant-client ``query_batch_points``)."""
+        plans = _per_document_plans(
+            self.layout, dense, sparse, doc_ids, per_document=per_document, hybrid=hybrid, filter=filter
+        )
+        results = self._backend.query_batch(plans)
+        return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
+
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Delete every point whose ``doc_id`` or ``ref_doc_id`` is in ``doc_ids``."""
         self._backend.delete(documents_filter(doc_ids))
@@ -307,6 +448,60 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
             hybrid=hybrid or _DEFAULT_HYBRID, filter=filter,
         )
         return rank_hits(await self._backend.query(plan), plan.top_k)
+
+    async def query_groups(
+        self,
+        dense: Sequence[float] | Any | None = None,
+        sparse: Any | None = None,
+        *,
+        top_k: int = 10,
+        group_size: int = 3,
+        group_by: str = "doc_id",
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[DocumentHit]:
+        """See :meth:`QdrantStore.query_groups`."""
+        plan = _groups_plan(
+            self.layout, dense, sparse, top_k=top_k, group_size=group_size, group_by=group_by,
+            hybrid=hybrid, filter=filter,
+        )
+        groups = await self._backend.query_groups(
+            plan, group_by=group_by, group_size=group_size + GROUP_TIE_MARGIN, limit=top_k + TIE_MARGIN
+        )
+        return _document_hits(rank_groups(groups, top_k, group_size))
+
+    async def query_documents(
+        self, vector: Sequence[float] | Any, *, top_k: int = 10, filter: models.Filter | None = None
+    ) -> list[DocumentHit]:
+        """See :meth:`QdrantStore.query_documents`."""
+        _positive("top_k", top_k)
+        limit = top_k + TIE_MARGIN
+        best: dict[str, float] = {}
+        for _ in range(DOCUMENT_FETCH_ROUNDS):
+            plan = build_multivector_plan(self.layout, vector, limit=limit, filter=filter)
+            hits = await self._backend.query(plan)
+            best = _dedupe_documents(hits)
+            if len(hits) < limit or len(best) >= top_k + TIE_MARGIN:
+                break
+            limit *= 4
+        return _rank_documents(best, top_k)
+
+    async def query_in_documents(
+        self,
+        dense: Sequence[float] | Any | None,
+        sparse: Any | None,
+        doc_ids: Sequence[str],
+        *,
+        per_document: int = 3,
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[list[SearchHit]]:
+        """See :meth:`QdrantStore.query_in_documents`."""
+        plans = _per_document_plans(
+            self.layout, dense, sparse, doc_ids, per_document=per_document, hybrid=hybrid, filter=filter
+        )
+        results = await self._backend.query_batch(plans)
+        return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
 
     async def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """See :meth:`QdrantStore.delete_documents`."""
