@@ -67,6 +67,13 @@ def test_bad_dtype_is_a_clear_error(tmp_path: Path, tiny_embedder: Path, capsys:
     assert "dtype='int4'" in capsys.readouterr().err
 
 
+def _stats_table(out: str) -> list[str]:
+    """The header, rule and row of the table ``gte-rag index`` prints."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("added "))
+    return lines[start : start + 3]
+
+
 def test_index_mirrors_the_folder_and_query_uses_the_recorded_model(
     tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -78,13 +85,13 @@ def test_index_mirrors_the_folder_and_query_uses_the_recorded_model(
     kb = str(tmp_path / "kb")
     assert main(["index", str(docs), "--kb", kb, "--model", str(tiny_embedder), "--source", "docs"]) == 0
     first = capsys.readouterr().out
-    header, _, row = first.strip().splitlines()[-3:]
+    header, _, row = _stats_table(first)
     assert header.split()[:4] == ["added", "updated", "unchanged", "removed"] and row.split()[:4] == ["3", "0", "0", "0"]
     (docs / "rust.txt").unlink()
     (docs / "paris.txt").write_text("")
     # no --model: the knowledge base reopens with the model it was built with
     assert main(["index", str(docs), "--kb", kb, "--source", "docs"]) == 0
-    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    row = _stats_table(capsys.readouterr().out)[2].split()
     assert row[:4] == ["0", "0", "1", "2"]
     assert main(["query", "Rust memory safety", "--kb", kb, "--top-k", "5"]) == 0
     out = capsys.readouterr().out
@@ -106,3 +113,83 @@ def test_query_names_a_recorded_model_that_is_gone(tmp_path: Path, tiny_embedder
     assert main(["query", "oxygen", "--kb", kb]) == 2
     err = capsys.readouterr().err
     assert "model-copy" in err and "pass model=" in err
+
+
+# ----------------------------------------------------------------- models, info, readable queries
+
+
+def _index_three(tmp_path: Path, model: Path) -> str:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "plants.md").write_text("Plants create oxygen through photosynthesis.")
+    (docs / "rust.txt").write_text("Rust is a systems programming language focused on memory safety.")
+    (docs / "paris.txt").write_text("The Eiffel tower stands in Paris.")
+    kb = str(tmp_path / "kb")
+    assert main(["index", str(docs), "--kb", kb, "--model", str(model), "--dtype", "float32"]) == 0
+    return kb
+
+
+def test_models_lists_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("Alibaba-NLP/gte-multilingual-base "))
+    for cell in ("mGTE", "768", "128,256,384,512,768", "8192", "cls", "learned", "apache-2.0"):
+        assert cell in row.split(), (cell, row)
+    assert "registered models" in out.splitlines()[-1]  # the one-line summary
+    assert main(["models", "--json"]) == 0
+    listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    assert listed["thenlper/gte-small"]["sparse"] == "lexical" and listed["thenlper/gte-small"]["on_machine"] is False
+    assert listed["Alibaba-NLP/gte-Qwen2-7B-instruct"]["query_instruction"].startswith("Instruct: ")
+
+
+def test_info_reports_model_counts_indexes_and_size(
+    tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = _index_three(tmp_path, tiny_embedder)
+    capsys.readouterr()
+    assert main(["info", "--kb", kb]) == 0
+    out = capsys.readouterr().out
+    assert "sha256:" in out and str(tiny_embedder) in out and "float32" in out
+    assert "points" in out and "documents" in out and "doc_id (keyword)" in out
+    assert main(["info", "--kb", kb, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["points"] == 3 and info["documents"] == 3 and info["disk_bytes"] > 0
+    assert info["encoder"]["sparse"] == "learned" and info["dense_size"] == 32
+    assert main(["info", "--kb", str(tmp_path / "nothing-here")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gte-rag: error: ") and "gte-rag index" in err
+
+
+def test_query_shows_each_branch_filters_and_reranks(
+    tmp_path: Path, tiny_embedder: Path, tiny_reranker: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kb = _index_three(tmp_path, tiny_embedder)
+    capsys.readouterr()
+    question = "Plants create oxygen through photosynthesis."
+    assert main(["query", question, "--kb", kb]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert header.split()[:4] == ["#", "fused", "dense", "sparse"]
+    assert main(["query", question, "--kb", kb, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    top = result["hits"][0]
+    assert top["file_name"] == "plants.md" and top["dense"]["rank"] == 1 and top["sparse"]["rank"] == 1
+    assert top["dense"]["score"] == pytest.approx(1.0, abs=1e-4)  # its own text: cosine 1
+    assert main(["query", question, "--kb", kb, "--json", "--filter", "file_name=rust.txt"]) == 0
+    hits = json.loads(capsys.readouterr().out)[0]["hits"]
+    assert [h["file_name"] for h in hits] == ["rust.txt"]
+    assert main(["query", question, "--kb", kb, "--json", "--rerank", str(tiny_reranker), "--dtype", "float32"]) == 0
+    hits = json.loads(capsys.readouterr().out)[0]["hits"]
+    scores = [h["rerank_score"] for h in hits]
+    assert len(hits) == 3 and scores == sorted(scores, reverse=True)
+    assert main(["query", question, "--kb", kb, "--filter", "no-equals-sign"]) == 2
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_offline_flag_and_one_line_errors(tmp_path: Path, tiny_embedder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kb = _index_three(tmp_path, tiny_embedder)
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("indexed 3 files")  # the one-line summary
+    assert main(["query", "x", "--kb", kb, "--model", "test-org/not-on-this-machine", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "local_files_only=True" in err and "Fix:" in err and "Traceback" not in err

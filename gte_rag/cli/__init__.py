@@ -1,6 +1,9 @@
-"""The ``gte-rag`` command: demo, index, query and eval.
+"""The ``gte-rag`` command: demo, index, query, eval, models and info.
 
-Heavy imports happen inside the sub-commands, so ``gte-rag --help`` answers at once.
+Heavy imports happen inside the sub-commands, so ``gte-rag --help`` answers at once. Each
+sub-command is a ``cmd_*`` function taking the parsed arguments; the larger ones live in
+their own module with a ``register(sub)`` that adds their parser (``_query``, ``_inspect``).
+Errors the library raises on purpose are printed as one line, ending in the fix.
 """
 
 from __future__ import annotations
@@ -18,44 +21,14 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from ..qdrant._query import FusionMethod, QueryMode
 
-__all__ = ["main"]
+from ._common import DEFAULT_KB_MODEL, add_kb_args, add_model_args, model_options, open_kb, snippet, table
 
-DEFAULT_KB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _snippet(text: str, width: int = 70) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _open_kb(args: argparse.Namespace, **kw: Any) -> Any:
-    from ..kb import KnowledgeBase
-    from ..qdrant import HybridConfig
-
-    hybrid = HybridConfig(mode=getattr(args, "mode", "hybrid") or "hybrid", fusion=getattr(args, "fusion", "rrf") or "rrf")
-    return KnowledgeBase(
-        args.kb, model=args.model, collection=args.collection, hybrid=hybrid,
-        api_key=getattr(args, "api_key", None), encoder_options=_model_options(args), **kw,
-    )
-
-
-def _model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``device`` / ``dtype`` for every model the command loads."""
-    return {"device": args.device, "dtype": args.dtype}
-
+__all__ = ["DEFAULT_KB_MODEL", "build_parser", "main"]
 
 def _print_hits(query: str, hits: Sequence[Any]) -> None:
     print(f"\nQuery: {query}")
-    rows = [(i + 1, f"{h.score:.4f}", _snippet(str(h.payload.get("file_name") or h.payload.get("doc_id", h.id)), 28), _snippet(h.payload.get("text", ""))) for i, h in enumerate(hits)]
-    print(_table(rows, ["#", "score", "document", "text"]))
+    rows = [(i + 1, f"{h.score:.4f}", snippet(str(h.payload.get("file_name") or h.payload.get("doc_id", h.id)), 28), snippet(h.payload.get("text", ""))) for i, h in enumerate(hits)]
+    print(table(rows, ["#", "score", "document", "text"]))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -64,7 +37,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"gte-rag demo: model {args.model}, Qdrant Edge in {'a temporary directory' if args.kb is None else args.kb}")
     start = time.perf_counter()
-    with KnowledgeBase(args.kb, model=args.model, encoder_options=_model_options(args)) as kb:
+    with KnowledgeBase(args.kb, model=args.model, encoder_options=model_options(args)) as kb:
         print(f"encoder: {kb.encoder!r}")
         stats = kb.add_documents([SourceDocument(k, v, {"source": "demo"}) for k, v in DEMO_DOCUMENTS.items()], show_progress=True)
         print(f"indexed {stats.documents} documents as {stats.chunks} chunks in {stats.total_seconds:.1f}s "
@@ -79,22 +52,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.source is not None and len(args.paths) != 1:
         print("gte-rag: error: --source names one folder; index several folders in separate runs", file=sys.stderr)
         return 2
-    with _open_kb(args, chunk_size=args.chunk_size) as kb:
+    with open_kb(args, chunk_size=args.chunk_size) as kb:
         stats = kb.add_files(args.paths, source=args.source, show_progress=True)
         if not args.no_optimize:
             kb.optimize()  # build the search indexes now rather than on first queries
-        print(_table(
+        print(table(
             [(stats.added, stats.updated, stats.unchanged, stats.removed, stats.skipped_empty, stats.chunks,
               f"{stats.total_seconds:.1f}", kb.count())],
             ["added", "updated", "unchanged", "removed", "empty", "chunks written", "seconds", "points in collection"],
         ))
-    return 0
-
-
-def cmd_query(args: argparse.Namespace) -> int:
-    with _open_kb(args) as kb:
-        for q in args.queries:
-            _print_hits(q, kb.query(q, top_k=args.top_k))
+        files = stats.added + stats.updated + stats.unchanged
+        print(f"\nindexed {files} files ({stats.added} added, {stats.updated} updated, {stats.removed} removed) "
+              f"in {stats.total_seconds:.1f}s; {args.kb} holds {kb.count()} points")
     return 0
 
 
@@ -112,7 +81,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, float]] = {}
     runs: dict[str, dict[str, dict[str, float]]] = {}
     with KnowledgeBase(
-        args.kb, model=args.model, chunk_size=0, collection="eval", encoder_options=_model_options(args)
+        args.kb, model=args.model, chunk_size=0, collection="eval", encoder_options=model_options(args)
     ) as kb:
         print(f"encoder: {kb.encoder!r}")
         docs = [SourceDocument(d.id, d.full_text) for d in data.corpus.values() if d.full_text.strip()]
@@ -132,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.rerank:
             from ..rerank import GteCrossEncoder
 
-            reranker = GteCrossEncoder(args.rerank, **_model_options(args))
+            reranker = GteCrossEncoder(args.rerank, **model_options(args))
             print(f"reranker: {reranker!r}")
             base = list(runs)[-1]
             reranked: dict[str, dict[str, float]] = {}
@@ -158,27 +127,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         payload["metadata"] = run_metadata()
         Path(args.json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
         print(f"\nwrote {args.json}")
+    best = max(results, key=lambda k: results[k].get("ndcg@10", 0.0))
+    print(f"\nevaluated {len(results)} systems on {len(qids)} judged queries of {data.name}; best ndcg@10: "
+          f"{best} {results[best].get('ndcg@10', 0.0):.4f}")
     return 0
-
-
-def _add_kb_args(p: argparse.ArgumentParser, *, required: bool) -> None:
-    p.add_argument("--kb", required=required, help="knowledge base: a directory (Qdrant Edge) or an http(s):// URL")
-    p.add_argument("--collection", default="gte_rag", help="collection name (default: gte_rag)")
-    p.add_argument(
-        "--model", default=None,
-        help=f"embedding model (default: the one the collection was built with; {DEFAULT_KB_MODEL} for a new one)",
-    )
-    p.add_argument("--api-key", default=None, help="Qdrant server API key")
-    _add_model_args(p)
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
-    p.add_argument(
-        "--dtype", default="auto",
-        help="auto (default: bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half on CUDA), "
-        "float32, bfloat16, float16, bf16-mixed",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,12 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_KB_MODEL)
     p.add_argument("--kb", default=None, help="keep the demo knowledge base in this directory")
     p.add_argument("--top-k", type=int, default=3)
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("index", help="index text, markdown and PDF files; a folder is mirrored (deleted or emptied files lose their chunks)")
     p.add_argument("paths", nargs="+", help="files or directories")
-    _add_kb_args(p, required=True)
+    add_kb_args(p, required=True)
     p.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk (default: model limit, at most 512)")
     p.add_argument(
         "--source", default=None,
@@ -206,14 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-optimize", action="store_true", help="skip building the search indexes after indexing")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("query", help="search a knowledge base")
-    p.add_argument("queries", nargs="+")
-    _add_kb_args(p, required=True)
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid")
-    p.add_argument("--fusion", choices=["rrf", "dbsf", "weighted"], default="rrf")
-    p.set_defaults(func=cmd_query)
+    from . import _inspect, _query
 
+    _query.register(sub)
     p = sub.add_parser("eval", help="score retrieval on a BEIR-format folder (judged queries only)")
     p.add_argument("dataset", type=Path)
     p.add_argument("--model", default=DEFAULT_KB_MODEL)
@@ -225,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kb", default=None, help="directory for the evaluation index (default: temporary)")
     p.add_argument("--rerank", default=None, help="cross-encoder model to rerank with")
     p.add_argument("--rerank-top-k", type=int, default=100, help="candidates given to the reranker")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_eval)
+
+    _inspect.register(sub)
     return parser
 
 
@@ -242,5 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return int(args.func(args))
         except GteRagError as exc:
-            print(f"gte-rag: error: {exc}", file=sys.stderr)
+            print(f"gte-rag: error: {' '.join(str(exc).split())}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("gte-rag: interrupted", file=sys.stderr)
+            return 130

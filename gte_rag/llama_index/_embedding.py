@@ -36,11 +36,12 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
         384
     """
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (local cache) or checkpoint directory.")
+    model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (cached or fetched) or checkpoint directory.")
     dimension: int | None = Field(default=None, gt=0, description="Elastic output dimension; None keeps the model's full size.")
     max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
     device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
     dtype: str = Field(default="auto", description=DTYPE_HELP)
+    local_files_only: bool = Field(default=False, description="Never fetch the model from the hub; one not on this machine fails at once.")
     query_instruction: str | None = Field(default=None, description="Task text put in front of queries; None uses the model's default.")
     batch_size: int = Field(default=32, gt=0, description="Most texts per forward pass.")
     max_batch_tokens: int | None = Field(default=None, gt=0, description="Most padded tokens per forward pass; None picks a default for the device.")
@@ -99,6 +100,7 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
             sparse=self.sparse,
             truncate=self.truncate,
             on_empty=self.on_empty,
+            local_files_only=self.local_files_only,
             **extra,
         )
 

@@ -28,7 +28,7 @@ class GteLLMReranker(ScoringPostprocessor):
         >>> llm_rerank = GteLLMReranker(model="/models/Qwen2-1.5B-Instruct", use_chat_template=True, top_n=3)  # doctest: +SKIP
     """
 
-    model: str = Field(description="Causal LM name, cached hub id or checkpoint directory.")
+    model: str = Field(description="Causal LM name, hub id (cached or fetched) or checkpoint directory.")
     template: str = Field(
         default=DEFAULT_LLM_RERANK_TEMPLATE, description="Prompt with {query} and {document}, once each."
     )
@@ -44,6 +44,7 @@ class GteLLMReranker(ScoringPostprocessor):
     padding_side: Literal["left", "right"] = Field(default="left", description="Padding side of batched prompts.")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
     dtype: str = Field(default="auto", description=DTYPE_HELP)
+    local_files_only: bool = Field(default=False, description="Never fetch the model from the hub; one not on this machine fails at once.")
 
     _scorer: GteLLMCrossEncoder | None = PrivateAttr(default=None)
 
@@ -97,6 +98,7 @@ class GteLLMReranker(ScoringPostprocessor):
             padding_side=self.padding_side,
             device=self.device,
             dtype=self.dtype,
+            local_files_only=self.local_files_only,
         )
 
     @property

@@ -142,7 +142,7 @@ class GteReranker(ScoringPostprocessor):
         >>> query_engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[reranker])  # doctest: +SKIP
     """
 
-    model: str = Field(default=DEFAULT_RERANKER, description="Reranker name, cached hub id or checkpoint directory.")
+    model: str = Field(default=DEFAULT_RERANKER, description="Reranker name, hub id (cached or fetched) or checkpoint directory.")
     max_length: int | None = Field(
         default=None, gt=0, description="Tokens per (query, document) pair; None uses the model's limit."
     )
@@ -153,6 +153,7 @@ class GteReranker(ScoringPostprocessor):
     normalize: bool = Field(default=False, description="Apply a sigmoid to the logits (scores in (0, 1)).")
     device: str | None = Field(default=None, description="Torch device; None picks CUDA when available.")
     dtype: str = Field(default="auto", description=DTYPE_HELP)
+    local_files_only: bool = Field(default=False, description="Never fetch the model from the hub; one not on this machine fails at once.")
 
     _scorer: GteCrossEncoder | None = PrivateAttr(default=None)
 
@@ -196,6 +197,7 @@ class GteReranker(ScoringPostprocessor):
             max_batch_tokens=self.max_batch_tokens,
             device=self.device,
             dtype=self.dtype,
+            local_files_only=self.local_files_only,
             normalize=self.normalize,
         )
 

@@ -25,10 +25,11 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
     sparse vectors of the same text then come from one forward pass.
     """
 
-    model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (local cache) or checkpoint directory.")
+    model_name: str = Field(default=DEFAULT_MODEL, description="Registered name, hub id (cached or fetched) or checkpoint directory.")
     max_length: int | None = Field(default=None, gt=1, description="Tokens per text; None uses the model's own limit.")
     device: str | None = Field(default=None, description="'cpu', 'cuda', 'cuda:N'; None picks CUDA when available.")
     dtype: str = Field(default="auto", description=DTYPE_HELP)
+    local_files_only: bool = Field(default=False, description="Never fetch the model from the hub; one not on this machine fails at once.")
     on_empty: EmptyPolicy = Field(
         default="encode",
         description=(
@@ -66,7 +67,8 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
 
     def _build_core(self) -> GteEncoder:
         return GteEncoder(
-            self.model_name, max_length=self.max_length, device=self.device, dtype=self.dtype, on_empty=self.on_empty
+            self.model_name, max_length=self.max_length, device=self.device, dtype=self.dtype, on_empty=self.on_empty,
+            local_files_only=self.local_files_only,
         )
 
     @property

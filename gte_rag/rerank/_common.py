@@ -156,6 +156,7 @@ def configure_scorer(
     max_batch_tokens: int | None,
     device: str | None,
     dtype: Any,
+    local_files_only: bool = False,
 ) -> None:
     """Validate the options every pair scorer shares and set them on ``scorer``.
 
@@ -171,7 +172,7 @@ def configure_scorer(
         check_positive("max_batch_tokens", max_batch_tokens)
     if max_length is not None:
         check_positive("max_length", max_length)
-    scorer.checkpoint = resolve_checkpoint(model, task=Task.RERANK)
+    scorer.checkpoint = resolve_checkpoint(model, task=Task.RERANK, local_files_only=local_files_only)
     limit = scorer.checkpoint.spec.max_tokens
     if max_length is not None and max_length > limit:
         raise ConfigError(

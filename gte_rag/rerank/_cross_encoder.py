@@ -48,7 +48,7 @@ class GteCrossEncoder(ScorerSettings):
     """Score (query, document) pairs with a cross-encoder.
 
     Args:
-        model: Registered name, hub id found in the local cache, or a checkpoint directory.
+        model: Registered name, hub id (cached, or fetched), or a checkpoint directory.
         max_length: Tokens per pair, special tokens included. ``None`` uses the model's own
             limit (8192 for mGTE); a larger value raises :class:`ConfigError`. Longer pairs lose
             tokens from the end of the document; the query is cut only when it alone fills
@@ -63,6 +63,7 @@ class GteCrossEncoder(ScorerSettings):
         normalize: Apply a sigmoid, giving scores in (0, 1); off gives raw logits.
         attn_implementation: Passed to transformers (``"sdpa"``, ``"eager"``); ``None`` keeps its default.
         lazy_load: Defer reading the weights until the first call (or :meth:`load`).
+        local_files_only: Never fetch the model from the hub (``HF_HUB_OFFLINE=1`` does the same).
 
     Raises:
         ModelLoadError: the checkpoint is not on this machine or cannot be read.
@@ -86,10 +87,11 @@ class GteCrossEncoder(ScorerSettings):
         normalize: bool = False,
         attn_implementation: str | None = None,
         lazy_load: bool = False,
+        local_files_only: bool = False,
     ) -> None:
         configure_scorer(
             self, model, max_length=max_length, batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
+            max_batch_tokens=max_batch_tokens, device=device, dtype=dtype, local_files_only=local_files_only,
         )
         self.normalize = bool(normalize)
         self.attn_implementation = attn_implementation

@@ -69,7 +69,7 @@ class GteLLMCrossEncoder(ScorerSettings):
     """Score (query, document) pairs with a causal LM's yes/no next-token probabilities.
 
     Args:
-        model: Registered name, hub id found in the local cache, or a checkpoint directory
+        model: Registered name, hub id (cached, or fetched), or a checkpoint directory
             of any transformers causal LM (Qwen2 included).
         template: Prompt with ``{query}`` and ``{document}``, each exactly once.
         use_chat_template: Put the rendered template in a user turn of the tokenizer's chat
@@ -83,7 +83,7 @@ class GteLLMCrossEncoder(ScorerSettings):
         batch_size, max_batch_tokens: As for :class:`GteCrossEncoder`.
         padding_side: ``"left"`` (usual for causal LMs) or ``"right"``; both give the same
             scores (position ids follow the attention mask, the last real token is read).
-        device, dtype, attn_implementation, lazy_load: As for :class:`GteCrossEncoder`.
+        device, dtype, attn_implementation, lazy_load, local_files_only: As for :class:`GteCrossEncoder`.
     """
 
     def __init__(
@@ -103,6 +103,7 @@ class GteLLMCrossEncoder(ScorerSettings):
         dtype: str | torch.dtype = DEFAULT_DTYPE,
         attn_implementation: str | None = None,
         lazy_load: bool = False,
+        local_files_only: bool = False,
     ) -> None:
         if not isinstance(template, str):
             raise ConfigError(f"template must be a str, got {type(template).__name__}")
@@ -119,7 +120,7 @@ class GteLLMCrossEncoder(ScorerSettings):
             raise ConfigError(f"yes_token and no_token must differ, both are {self.yes_token!r}")
         configure_scorer(
             self, model, max_length=max_length, batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens, device=device, dtype=dtype,
+            max_batch_tokens=max_batch_tokens, device=device, dtype=dtype, local_files_only=local_files_only,
         )
         self.padding_side = padding_side
         self.attn_implementation = attn_implementation

