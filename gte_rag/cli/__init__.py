@@ -1,8 +1,8 @@
-"""The ``gte-rag`` command: demo, index, query, eval, models and info.
+"""The ``gte-rag`` command: demo, index, query, ask, eval, models and info.
 
 Heavy imports happen inside the sub-commands, so ``gte-rag --help`` answers at once. Each
 sub-command is a ``cmd_*`` function taking the parsed arguments; the larger ones live in
-their own module with a ``register(sub)`` that adds their parser (``_query``, ``_inspect``).
+their own module with a ``register(sub)`` that adds their parser (``_query``, ``_ask``, ``_inspect``).
 Errors the library raises on purpose are printed as one line, ending in the fix.
 """
 
@@ -37,7 +37,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"gte-rag demo: model {args.model}, Qdrant Edge in {'a temporary directory' if args.kb is None else args.kb}")
     start = time.perf_counter()
-    with KnowledgeBase(args.kb, model=args.model, encoder_options=model_options(args)) as kb:
+    with KnowledgeBase(args.kb, model=args.model, encoder_options=model_options(args, encoder=True)) as kb:
         print(f"encoder: {kb.encoder!r}")
         stats = kb.add_documents([SourceDocument(k, v, {"source": "demo"}) for k, v in DEMO_DOCUMENTS.items()], show_progress=True)
         print(f"indexed {stats.documents} documents as {stats.chunks} chunks in {stats.total_seconds:.1f}s "
@@ -52,7 +52,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.source is not None and len(args.paths) != 1:
         print("gte-rag: error: --source names one folder; index several folders in separate runs", file=sys.stderr)
         return 2
-    with open_kb(args, chunk_size=args.chunk_size) as kb:
+    with open_kb(args, chunk_size=args.chunk_size, long_docs=args.long_docs) as kb:
         stats = kb.add_files(args.paths, source=args.source, show_progress=True)
         if not args.no_optimize:
             kb.optimize()  # build the search indexes now rather than on first queries
@@ -68,7 +68,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..eval import evaluate_run, format_comparison, load_beir, run_metadata
+    from ..eval import DEFAULT_METRICS, evaluate_run, format_comparison, load_beir, run_metadata
     from ..kb import KnowledgeBase, SourceDocument
     from ..qdrant import HybridConfig
 
@@ -80,10 +80,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     qids = sorted(data.queries)
     results: dict[str, dict[str, float]] = {}
     runs: dict[str, dict[str, dict[str, float]]] = {}
+    long_docs = args.long_docs
+    metrics = [*DEFAULT_METRICS, "recall@1", "recall@5"] if long_docs else list(DEFAULT_METRICS)
+    kb_options: dict[str, Any] = {"long_docs": None if long_docs == "default" else long_docs} if long_docs else {}
     with KnowledgeBase(
-        args.kb, model=args.model, chunk_size=0, collection="eval", encoder_options=model_options(args)
+        args.kb, model=args.model, chunk_size=0, collection="eval", encoder_options=model_options(args, encoder=True), **kb_options
     ) as kb:
         print(f"encoder: {kb.encoder!r}")
+        if long_docs:
+            settings = kb.long_doc.settings() if kb.long_doc is not None else "off (collection without them)"
+            print(f"long documents: {long_docs} -> {settings}; a document scores its best chunk")
         docs = [SourceDocument(d.id, d.full_text) for d in data.corpus.values() if d.full_text.strip()]
         stats = kb.add_documents(docs, show_progress=True)
         print(f"indexed {stats.documents} documents in {stats.total_seconds:.1f}s")
@@ -94,10 +100,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             name = f"{mode}-{fusion}" if fusion else mode
             run: dict[str, dict[str, float]] = {}
             for i, qid in enumerate(qids):
+                if long_docs:
+                    # the knowledge base's own document search: chunks grouped by document, best chunk first
+                    groups = kb.store.query_groups(
+                        qout.dense[i], qout.sparse[i] if qout.sparse else None, top_k=args.top_k, group_size=1,
+                        hybrid=cfg,
+                    )
+                    run[qid] = {g.doc_id: g.score for g in groups}
+                    continue
                 hits = kb.store.query(qout.dense[i], qout.sparse[i] if qout.sparse else None, top_k=args.top_k, hybrid=cfg)
                 run[qid] = {h.payload["doc_id"]: h.score for h in hits}
             runs[name] = run
-            results[name] = evaluate_run(run, data.qrels)
+            results[name] = evaluate_run(run, data.qrels, metrics=metrics)
         if args.rerank:
             from ..rerank import GteCrossEncoder
 
@@ -112,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 order = [d for d, _ in sorted(zip(head, scores), key=lambda kv: -float(kv[1]))]
                 final = order + [d for d, _ in ranked[args.rerank_top_k :]]
                 reranked[qid] = {d: float(len(final) - pos) for pos, d in enumerate(final)}
-            results[f"{base}+rerank"] = evaluate_run(reranked, data.qrels)
+            results[f"{base}+rerank"] = evaluate_run(reranked, data.qrels, metrics=metrics)
     print()
     print(format_comparison(results))
     if args.json:
@@ -124,6 +138,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         payload["dataset"] = str(args.dataset)
         payload["model"] = args.model
         payload["precision"] = precision
+        if long_docs:
+            payload["long_docs"] = long_docs
         payload["metadata"] = run_metadata()
         Path(args.json).write_text(json.dumps(payload, indent=2), encoding="utf-8")
         print(f"\nwrote {args.json}")
@@ -156,11 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
         "same name keeps its documents",
     )
     p.add_argument("--no-optimize", action="store_true", help="skip building the search indexes after indexing")
+    p.add_argument(
+        "--long-docs", default=None, choices=["truncate", "chunks", "late", "default", "off"],
+        help="how documents longer than one window are stored (default: the collection's recorded choice, "
+        "'default' for a new one: late chunking with a document multivector)",
+    )
     p.set_defaults(func=cmd_index)
 
-    from . import _inspect, _query
+    from . import _ask, _inspect, _query
 
     _query.register(sub)
+    _ask.register(sub)
     p = sub.add_parser("eval", help="score retrieval on a BEIR-format folder (judged queries only)")
     p.add_argument("dataset", type=Path)
     p.add_argument("--model", default=DEFAULT_KB_MODEL)
@@ -172,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kb", default=None, help="directory for the evaluation index (default: temporary)")
     p.add_argument("--rerank", default=None, help="cross-encoder model to rerank with")
     p.add_argument("--rerank-top-k", type=int, default=100, help="candidates given to the reranker")
+    p.add_argument(
+        "--long-docs", default=None, choices=["truncate", "chunks", "late", "default"],
+        help="store documents longer than one window this way and score a document by its best chunk; "
+        "default: what gte-rag index and KnowledgeBase do (adds recall@1 and recall@5)",
+    )
     add_model_args(p)
     p.set_defaults(func=cmd_eval)
 

@@ -26,9 +26,15 @@ def snippet(text: str, width: int = 70) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``device`` / ``dtype`` / ``local_files_only`` for every model the command loads."""
-    return {"device": args.device, "dtype": args.dtype, "local_files_only": bool(getattr(args, "offline", False))}
+def model_options(args: argparse.Namespace, *, encoder: bool = False) -> dict[str, Any]:
+    """``device`` / ``dtype`` / ``local_files_only`` for every model the command loads.
+
+    With ``encoder=True`` (the embedding model), also ``max_length`` when ``--max-length`` is given.
+    """
+    options = {"device": args.device, "dtype": args.dtype, "local_files_only": bool(getattr(args, "offline", False))}
+    if encoder and getattr(args, "max_length", None) is not None:
+        options["max_length"] = args.max_length
+    return options
 
 
 def open_kb(args: argparse.Namespace, **kw: Any) -> Any:
@@ -39,7 +45,7 @@ def open_kb(args: argparse.Namespace, **kw: Any) -> Any:
     hybrid = HybridConfig(mode=getattr(args, "mode", "hybrid") or "hybrid", fusion=getattr(args, "fusion", "rrf") or "rrf")
     return KnowledgeBase(
         args.kb, model=args.model, collection=args.collection, hybrid=hybrid,
-        api_key=getattr(args, "api_key", None), encoder_options=model_options(args), **kw,
+        api_key=getattr(args, "api_key", None), encoder_options=model_options(args, encoder=True), **kw,
     )
 
 
@@ -67,6 +73,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--dtype", default="auto",
         help="auto (default: bf16-mixed on CPUs with native bfloat16, float32 on other CPUs, half on CUDA), "
         "float32, bfloat16, float16, bf16-mixed",
+    )
+    p.add_argument(
+        "--max-length", type=int, default=None,
+        help="tokens the embedding model reads at once (its window; default: the model's own limit)",
     )
     p.add_argument(
         "--offline", action="store_true",

@@ -36,7 +36,7 @@ from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
-from gte_rag.qdrant._query import QueryPlan, group_hits, widen_plan
+from gte_rag.qdrant._query import QueryPlan, group_hits, rank_groups, widen_plan
 
 __all__ = ["AsyncEdgeBackend", "EdgeBackend"]
 
@@ -433,13 +433,32 @@ class EdgeBackend:
         """
         fetch = max(limit * group_size * 2, plan.limit)
         groups: list[tuple[str, list[SearchHit]]] = []
+        # the rounds read two payload fields only (reading a whole payload is the costly part
+        # of a hit); the payloads of the hits kept are fetched once, at the end
+        slim = qe.PayloadSelector.Include([group_by, GROUP_COUNT_FIELD])
         for _ in range(GROUP_FETCH_ROUNDS):
-            hits = self.query(widen_plan(plan, fetch))
+            widened = widen_plan(plan, fetch)
+            request = to_edge_request(widened)
+            request = qe.QueryRequest(
+                limit=request.limit, query=request.query, prefetches=request.prefetches or None,
+                filter=request.filter, with_payload=slim, with_vector=False,
+            )
+            shard = self._acquire()
+            try:
+                with self._errors("query"):
+                    found = shard.query(request)
+            finally:
+                self._release()
+            hits = _best_hits(found, widened.top_k)
             groups = group_hits(hits, group_by, group_size)
             if len(hits) < fetch or _groups_complete(groups, limit, group_size):
                 break
             fetch *= 4
-        return groups
+        if not plan.with_payload:
+            return groups
+        kept = rank_groups(groups, limit, group_size)
+        payloads = {p.id: p.payload for p in self.retrieve([h.id for _, members in kept for h in members])}
+        return [(key, [SearchHit(h.id, h.score, payloads.get(h.id, h.payload)) for h in members]) for key, members in kept]
 
     def delete(self, filter: models.Filter) -> None:
         operation = qe.UpdateOperation.delete_points_by_filter(convert_filter(filter))
