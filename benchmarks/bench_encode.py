@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _rounds import rotated, time_rounds  # benchmarks/ is the script's directory
+from _paths import DATA_DIR  # benchmarks/ is the script's directory
+from _rounds import rotated, time_rounds
 
-CORPUS = Path("/work/shared/data/scifact/corpus.jsonl")
+CORPUS = DATA_DIR / "scifact" / "corpus.jsonl"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_LENGTH = 256

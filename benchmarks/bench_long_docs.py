@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DATA = Path(os.environ.get("GTE_RAG_SHARED_DIR", HERE.parent.parent / "shared")) / "data" / "qmsum"
+DATA = Path(os.environ.get("GTE_RAG_DATA_DIR", HERE.parent.parent / "shared" / "data")) / "qmsum"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -181,7 +181,7 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     if not (args.data / "corpus.jsonl").exists():
-        print(f"QMSum not found at {args.data}: set GTE_RAG_SHARED_DIR to the folder holding data/qmsum", file=sys.stderr)
+        print(f"QMSum not found at {args.data}: set GTE_RAG_DATA_DIR to the folder holding qmsum/", file=sys.stderr)
         return 2
     from gte_rag.eval import run_metadata
 

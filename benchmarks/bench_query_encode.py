@@ -29,9 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _rounds import rotated  # benchmarks/ is the script's directory
+from _paths import DATA_DIR  # benchmarks/ is the script's directory
+from _rounds import rotated
 
-QUERIES = Path("/work/shared/data/scifact/queries.jsonl")
+QUERIES = DATA_DIR / "scifact" / "queries.jsonl"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 WARM = 10

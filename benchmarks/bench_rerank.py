@@ -32,9 +32,7 @@ import numpy as np
 from _rounds import time_rounds  # benchmarks/ is the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("GTE_RAG_DATA", ROOT.parent / "shared" / "data"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+DATA = Path(os.environ.get("GTE_RAG_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
 def build_checkpoint(out: Path, seed: int = 0) -> Path:

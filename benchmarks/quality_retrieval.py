@@ -55,6 +55,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import sys
 import tempfile
@@ -76,7 +77,7 @@ from gte_rag.qdrant import CollectionLayout, HybridConfig, PointRecord, build_pa
 
 logger = logging.getLogger("quality_retrieval")
 
-DATA_ROOT = Path("/work/shared/data")
+DATA_ROOT = Path(os.environ.get("GTE_RAG_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CACHE_DIR = RESULTS_DIR / "cache"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"

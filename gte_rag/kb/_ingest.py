@@ -410,8 +410,14 @@ class Ingestor:
             return self.chunker.split_many([d.text for d in docs])
         return [whole_text(d.text) for d in docs]
 
-    def _cut(self, docs: Sequence[SourceDocument], stats: IngestStats) -> list[tuple[list[Chunk], Any]]:
-        """Per document: its chunks (chunker), or ``([], encoding)`` for a long document."""
+    def _cut(
+        self, docs: Sequence[SourceDocument], stats: IngestStats, show_progress: bool = False
+    ) -> list[tuple[list[Chunk], Any]]:
+        """Per document: its chunks (chunker), or ``([], encoding)`` for a long document.
+
+        With ``show_progress``, long documents get a progress bar over their windows (one
+        group of documents can take minutes on a CPU).
+        """
         t0 = time.perf_counter()
         if self.long_doc is None or not docs:
             out: list[tuple[list[Chunk], Any]] = [(c, None) for c in self._chunks(docs)]
@@ -420,7 +426,8 @@ class Ingestor:
         texts = [d.text for d in docs]
         tokens = self.encoder.tokenize(texts)
         long = [i for i, tok in enumerate(tokens) if self.long_doc.exceeds_window(len(tok.ids))]
-        short = [i for i in range(len(docs)) if i not in set(long)]
+        long_set = set(long)
+        short = [i for i in range(len(docs)) if i not in long_set]
         if self.chunker is not None:
             cut = self.chunker.split_tokenized([texts[i] for i in short], [tokens[i] for i in short])
         else:
@@ -431,7 +438,7 @@ class Ingestor:
         stats.chunk_seconds += time.perf_counter() - t0
         if long:
             t1 = time.perf_counter()
-            encodings = self.long_doc.encode([texts[i] for i in long])
+            encodings = self.long_doc.encode([texts[i] for i in long], show_progress=show_progress)
             stats.encode_seconds += time.perf_counter() - t1
             for i, enc in zip(long, encodings):
                 result[i] = ([], enc)
@@ -505,7 +512,7 @@ class Ingestor:
                 records: list[ChunkRecord] = []
                 doc_points: list[PointRecord] = []
                 keep: dict[str, list[str]] = {}
-                for doc, (chunks, enc) in zip(todo, self._cut(todo, stats)):
+                for doc, (chunks, enc) in zip(todo, self._cut(todo, stats, show_progress)):
                     count = len(enc.chunks) if enc is not None else len(chunks)
                     if not count:
                         stats.skipped_empty += 1
