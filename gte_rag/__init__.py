@@ -16,16 +16,25 @@ _LAZY: dict[str, str] = {
     "AsyncQdrantStore": "gte_rag.qdrant",
     "CollectionLayout": "gte_rag.qdrant",
     "CollectionMismatchError": "gte_rag.errors",
+    "DocumentHit": "gte_rag.kb",
     "ConfigError": "gte_rag.errors",
     "EncodeOutput": "gte_rag.embed",
     "GteEmbedding": "gte_rag.llama_index",
     "GteCrossEncoder": "gte_rag.rerank",
     "GteEncoder": "gte_rag.embed",
+    "GteGroupedChunkRetriever": "gte_rag.llama_index",
     "GteHybridRetriever": "gte_rag.llama_index",
     "GteLLMCrossEncoder": "gte_rag.rerank",
     "GteLLMReranker": "gte_rag.llama_index",
+    "GteLongDocQueryEngine": "gte_rag.llama_index",
+    "GteLongDocRetriever": "gte_rag.llama_index",
+    "GteMaxSimRetriever": "gte_rag.llama_index",
     "GteMultiStageReranker": "gte_rag.llama_index",
+    "GteTwoStageRetriever": "gte_rag.llama_index",
+    "LongDocEncoder": "gte_rag.longdoc",
     "GteRagError": "gte_rag.errors",
+    "GteRemoteEmbedding": "gte_rag.llama_index",
+    "GteRemoteSparseEmbedding": "gte_rag.llama_index",
     "GteReranker": "gte_rag.llama_index",
     "GteSparseEmbedding": "gte_rag.llama_index",
     "GteVectorStore": "gte_rag.llama_index",
@@ -35,6 +44,12 @@ _LAZY: dict[str, str] = {
     "ModelLoadError": "gte_rag.errors",
     "ModelSpec": "gte_rag.models",
     "QdrantStore": "gte_rag.qdrant",
+    "RemoteEncoder": "gte_rag.remote",
+    "RemoteError": "gte_rag.errors",
+    "RemoteReranker": "gte_rag.llama_index",
+    "RemoteScorer": "gte_rag.remote",
+    "RemoteServiceError": "gte_rag.errors",
+    "RemoteSettings": "gte_rag.remote",
     "SourceDocument": "gte_rag.kb",
     "SparseVector": "gte_rag._types",
     "StoreError": "gte_rag.errors",
@@ -52,21 +67,33 @@ if TYPE_CHECKING:
         ConfigError,
         GteRagError,
         ModelLoadError,
+        RemoteError,
+        RemoteServiceError,
         StoreError,
         UnknownModelError,
     )
-    from .kb import IngestStats, KnowledgeBase, SourceDocument
+    from .kb import DocumentHit, IngestStats, KnowledgeBase, SourceDocument
     from .llama_index import (
         GteEmbedding,
+        GteGroupedChunkRetriever,
         GteHybridRetriever,
         GteLLMReranker,
+        GteLongDocQueryEngine,
+        GteLongDocRetriever,
+        GteMaxSimRetriever,
         GteMultiStageReranker,
+        GteRemoteEmbedding,
+        GteRemoteSparseEmbedding,
         GteReranker,
         GteSparseEmbedding,
+        GteTwoStageRetriever,
         GteVectorStore,
+        RemoteReranker,
     )
+    from .longdoc import LongDocEncoder
     from .models import ModelSpec, register_model
     from .qdrant import AsyncQdrantStore, CollectionLayout, HybridConfig, QdrantStore
+    from .remote import RemoteEncoder, RemoteScorer, RemoteSettings
     from .rerank import GteCrossEncoder, GteLLMCrossEncoder
 
 

@@ -14,7 +14,10 @@ also from the builtin a caller would naturally catch::
     │   ├── CollectionMismatchError (ValueError)   existing collection built with another layout
     │   ├── CollectionNotFoundError (LookupError)  the collection does not exist (never created, or dropped)
     │   └── StoreUnavailableError (ConnectionError)  server unreachable or timing out, storage locked
-    ├── RemoteServiceError                    an HTTP inference service failed after retries
+    ├── RemoteError                           an HTTP inference service (endpoint, status, body excerpt)
+    │   ├── RemoteServiceError (ConnectionError)  unreachable, timing out or failing after the retries
+    │   ├── RemoteRequestError (ValueError)       the service refused the request (4xx: never retried)
+    │   └── RemoteResponseError                   a 2xx answer that is malformed or incomplete
     └── MemoryStoreError                      the long-term memory layer
 
 Errors carry their context as attributes (``model_name``, ``collection``,
@@ -35,6 +38,9 @@ __all__ = [
     "MemoryStoreError",
     "MissingDependencyError",
     "ModelLoadError",
+    "RemoteError",
+    "RemoteRequestError",
+    "RemoteResponseError",
     "RemoteServiceError",
     "StoreError",
     "StoreUnavailableError",
@@ -115,8 +121,40 @@ class StoreUnavailableError(StoreError, ConnectionError):
     """
 
 
-class RemoteServiceError(GteRagError, ConnectionError):
-    """A remote inference service failed after its retries were used up."""
+class RemoteError(GteRagError):
+    """A remote inference service failed; the context is on the error.
+
+    Attributes:
+        endpoint: The URL called (never with credentials).
+        status: The HTTP status of the last answer, ``None`` when none came (connect error, timeout).
+        body: The start of the last answer's body (at most a few hundred characters), or ``""``.
+        attempts: Requests sent for this call before giving up.
+    """
+
+    def __init__(
+        self, message: str, *, endpoint: str, status: int | None = None, body: str = "", attempts: int = 1
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.body = body
+        self.attempts = attempts
+
+
+class RemoteServiceError(RemoteError, ConnectionError):
+    """The service was unreachable, timed out or kept failing (429, 5xx, 424) after its retries."""
+
+
+class RemoteRequestError(RemoteError, ValueError):
+    """The service refused the request as invalid (a 4xx answer other than 429); never retried."""
+
+
+class RemoteResponseError(RemoteError):
+    """The service answered 2xx with a body that is not what was asked for.
+
+    Malformed JSON, a missing or repeated index, the wrong number of vectors or the wrong
+    dimension: the whole call fails rather than return a partial result.
+    """
 
 
 class MemoryStoreError(GteRagError):
