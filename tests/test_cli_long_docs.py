@@ -124,5 +124,11 @@ def test_eval_long_docs_adds_recall_at_1_and_5(tmp_path: Path, model: str) -> No
     assert all(r["recall@5"] == 1.0 for r in results.values())
     # without --long-docs the keys stay the three they were
     plain = tmp_path / "plain.json"
-    assert main(["eval", str(ds), "--model", model, "--json", str(plain), "--kb", str(tmp_path / "kb-plain")]) == 0
+    assert main(["eval", str(ds), "--model", model, "--max-length", "32", "--json", str(plain),
+                 "--kb", str(tmp_path / "kb-plain")]) == 0
     assert "recall@1" not in json.loads(plain.read_text())
+    # ...and each document stays one point, scored once (as eval always stored them)
+    from gte_rag.kb import KnowledgeBase
+
+    with KnowledgeBase(tmp_path / "kb-plain", collection="eval", encoder_options={"device": "cpu"}) as kb:
+        assert kb.count() == 2 and kb.long_doc is None

@@ -82,7 +82,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     runs: dict[str, dict[str, dict[str, float]]] = {}
     long_docs = args.long_docs
     metrics = [*DEFAULT_METRICS, "recall@1", "recall@5"] if long_docs else list(DEFAULT_METRICS)
-    kb_options: dict[str, Any] = {"long_docs": None if long_docs == "default" else long_docs} if long_docs else {}
+    # without --long-docs each document stays one (truncated) point, as eval has always scored them
+    kb_options: dict[str, Any] = {"long_docs": long_docs or "off"}
     with KnowledgeBase(
         args.kb, model=args.model, chunk_size=0, collection="eval", encoder_options=model_options(args, encoder=True), **kb_options
     ) as kb:
@@ -109,7 +110,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     run[qid] = {g.doc_id: g.score for g in groups}
                     continue
                 hits = kb.store.query(qout.dense[i], qout.sparse[i] if qout.sparse else None, top_k=args.top_k, hybrid=cfg)
-                run[qid] = {h.payload["doc_id"]: h.score for h in hits}
+                per_doc: dict[str, float] = {}
+                for h in hits:  # best first: a document keeps its best hit's score
+                    per_doc.setdefault(str(h.payload["doc_id"]), h.score)
+                run[qid] = per_doc
             runs[name] = run
             results[name] = evaluate_run(run, data.qrels, metrics=metrics)
         if args.rerank:

@@ -269,7 +269,7 @@ def node_content_dict(
 
 # A store operation yielded by the write generators: (method name, args, kwargs).
 _Op = tuple[str, tuple[Any, ...], dict[str, Any]]
-_Gen = Generator[_Op, Any, None]
+_Gen = Generator[_Op, Any, Any]
 _Store = Union[QdrantStore, AsyncQdrantStore]
 
 
@@ -445,11 +445,11 @@ class Ingestor:
         return result
 
     def _document_points(
-        self, doc: SourceDocument, enc: Any, parts: Sequence[tuple[int, int]], extra: Mapping[str, Any]
+        self, doc: SourceDocument, rows: Any, vector: Any, num_tokens: int,
+        parts: Sequence[tuple[int, int]], extra: Mapping[str, Any],
     ) -> list[PointRecord]:
-        """The document points of a long document: its chunk vectors in parts, and its vector."""
-        rows = enc.multivector
-        vector = enc.document_vector
+        """A document's points: its chunk vectors (``rows``) in parts, and its vector (``None``: their mean)."""
+        rows = np.asarray(rows, dtype=np.float32)
         if vector is None:
             mean = rows.mean(axis=0)
             vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
@@ -459,7 +459,7 @@ class Ingestor:
             payload = {
                 **meta, **extra, KIND_FIELD: DOCUMENT_KIND, "doc_id": doc.id, "ref_doc_id": doc.id,
                 "document_id": doc.id, "part": k, "parts": len(parts), "chunk_start": lo, "chunk_end": hi,
-                "num_tokens": int(enc.num_tokens),
+                "num_tokens": int(num_tokens),
             }
             points.append(PointRecord(
                 id=document_point_id(doc.id, k), dense=None, multivector=rows[lo:hi],
@@ -511,6 +511,10 @@ class Ingestor:
                 stats.unchanged += len(group) - len(todo)
                 records: list[ChunkRecord] = []
                 doc_points: list[PointRecord] = []
+                # documents that fit one window, in a collection that stores long documents: their
+                # document points are built from their chunk vectors once those are encoded, so
+                # that MaxSim and two-stage search see every document
+                short_docs: list[tuple[SourceDocument, list[str], list[tuple[int, int]], dict[str, Any], int]] = []
                 keep: dict[str, list[str]] = {}
                 for doc, (chunks, enc) in zip(todo, self._cut(todo, stats, show_progress)):
                     count = len(enc.chunks) if enc is not None else len(chunks)
@@ -530,14 +534,24 @@ class Ingestor:
                     if owner is not None:
                         extra[SOURCE_FIELD] = owner
                     if enc is None:
+                        short_parts: list[tuple[int, int]] = []
+                        chunk_extra = extra
+                        if self.long_doc is not None:
+                            short_parts = multivector_parts(count, self.encoder.dimension, max_floats=self.multivector_floats)
+                            chunk_extra = {**extra, DOC_PARTS_FIELD: len(short_parts)}
                         recs = [
                             ChunkRecord(
                                 doc_id=doc.id, text=c.text, chunk_index=i, metadata=doc.metadata,
-                                embed_input=getattr(c, "tokens", None), start=c.start, end=c.end, extra_payload=extra,
+                                embed_input=getattr(c, "tokens", None), start=c.start, end=c.end,
+                                extra_payload=chunk_extra,
                             )
                             for i, c in enumerate(chunks)
                         ]
                         keep[doc.id] = [r.point_id for r in recs]
+                        if short_parts:
+                            keep[doc.id] += [document_point_id(doc.id, k) for k in range(len(short_parts))]
+                            tokens = sum(len(c.tokens) if getattr(c, "tokens", None) is not None else 0 for c in chunks)
+                            short_docs.append((doc, [r.point_id for r in recs], short_parts, extra, tokens))
                     else:
                         parts = multivector_parts(count, int(enc.multivector.shape[1]), max_floats=self.multivector_floats)
                         chunk_extra = {**extra, DOC_PARTS_FIELD: len(parts)}
@@ -548,14 +562,22 @@ class Ingestor:
                             )
                             for i, c in enumerate(enc.chunks)
                         ]
-                        mine = self._document_points(doc, enc, parts, extra)
+                        mine = self._document_points(
+                            doc, enc.multivector, enc.document_vector, enc.num_tokens, parts, extra
+                        )
                         keep[doc.id] = [r.point_id for r in recs] + [p.id for p in mine]
                         doc_points.extend(mine)
                     records.extend(recs)
                 if keep:
                     # the old version's points that the new one does not overwrite
                     yield _op("delete", _stale_filter(keep))
-                yield from self._write_ops(records, stats)
+                vectors = yield from self._write_ops(
+                    records, stats, collect={pid for _, ids, _, _, _ in short_docs for pid in ids}
+                )
+                for doc, ids, short_parts, extra, tokens in short_docs:
+                    doc_points.extend(self._document_points(
+                        doc, np.stack([vectors[pid] for pid in ids]), None, tokens, short_parts, extra
+                    ))
                 if doc_points:
                     # one document point per call: a part may hold a million floats
                     yield _op("upsert", doc_points, batch_size=1)
@@ -583,15 +605,22 @@ class Ingestor:
             yield _op("delete_documents", gone)
             stats.removed += len(gone)
 
-    def _write_ops(self, records: list[ChunkRecord], stats: IngestStats) -> _Gen:
+    def _write_ops(
+        self, records: list[ChunkRecord], stats: IngestStats, collect: set[str] | None = None
+    ) -> Generator[_Op, Any, dict[str, Any]]:
+        """Encode and upsert the records; returns the dense vectors of the point ids in ``collect``."""
         if records and self._on_write is not None:
             self._on_write()
+        vectors: dict[str, Any] = {}
         for step in iter_batch(records, self.batch_size):
             t = time.perf_counter()
             points = self._points(step)
             stats.encode_seconds += time.perf_counter() - t
             stats.chunks += len(step)
+            if collect:
+                vectors.update((p.id, p.dense) for p in points if p.id in collect)
             yield _op("upsert", points, batch_size=max(1, len(points)))
+        return vectors
 
     def _points(self, records: Sequence[ChunkRecord]) -> list[PointRecord]:
         enc = self.encoder

@@ -392,6 +392,17 @@ class KnowledgeBase:
                 f"long_doc_options {sorted(options)} are not all LongDocEncoder options: {exc}. Use chunk_tokens, "
                 f"window_tokens, window_overlap, span_pooling, context_mix or {MULTIVECTOR_FLOATS_OPTION}"
             ) from exc
+        stored = {k: v for k, v in recorded.items() if k != MULTIVECTOR_FLOATS_OPTION}
+        if found is not None and found.encoder_settings.get("identity") == identity and len(stored) > 1:
+            now = self.long_doc.settings()
+            if now != stored:
+                changed = sorted(k for k in set(now) | set(stored) if now.get(k) != stored.get(k))
+                raise ConfigError(
+                    f"collection {layout.collection!r} at {self.location!r} stores long documents with "
+                    f"{ {k: stored.get(k) for k in changed} }, not {({k: now.get(k) for k in changed})}: its chunks "
+                    "and document points would mix two encodings. Fix: leave long_docs and long_doc_options out "
+                    "to use the recorded settings, or store the documents in a new collection (collection=...)"
+                )
         return layout
 
     def _make_chunker(self, chunk_size: int | None, chunk_overlap: int | None) -> TokenChunker | None:

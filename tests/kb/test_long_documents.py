@@ -99,7 +99,8 @@ def test_long_documents_get_chunk_and_document_points(location: Any, collection:
         chunks = [p for p in points if not is_document_point(p.payload)]
         docs = [p for p in points if is_document_point(p.payload)]
         assert kb.count() == len(chunks) == stats.chunks
-        assert {p.payload["doc_id"] for p in docs} == {"plants", "rust", "paris"}  # the short one has none
+        # one document point each, the short document's too (its one chunk vector)
+        assert sorted(p.payload["doc_id"] for p in docs) == ["paris", "plants", "rust", "water"]
         assert all(p.payload["parts"] == 1 and p.payload["topic"] for p in docs)
         texts = {d.id: d.text for d in DOCS}
         plants = sorted((p for p in chunks if p.payload["doc_id"] == "plants"), key=lambda p: p.payload["chunk_index"])
@@ -135,12 +136,12 @@ def test_a_document_over_the_cap_is_split_and_found_once(location: Any, collecti
         assert [p.id for p in parts] == [document_point_id("plants", k) for k in range(len(parts))]
         assert [(p.payload["chunk_start"], p.payload["chunk_end"]) for p in parts][-1][1] == n_chunks
         for strategy in ("maxsim", "two_stage"):
-            found = kb.search_documents(QUERIES[0], top_k=3, strategy=strategy)  # type: ignore[arg-type]
+            found = kb.search_documents(QUERIES[0], top_k=10, strategy=strategy)  # type: ignore[arg-type]
             ids = [d.doc_id for d in found]
-            assert len(ids) == len(set(ids)) == 3
+            assert len(ids) == len(set(ids)) == 4  # several parts, one document
         # MaxSim of one query row = the best chunk's cosine, over all parts
         best = kb.query(QUERIES[0], top_k=1, mode="dense", filter=KnowledgeBase.id_filter(doc_ids=["plants"]))[0]
-        scores = {d.doc_id: d.score for d in kb.search_documents(QUERIES[0], top_k=3, strategy="maxsim")}
+        scores = {d.doc_id: d.score for d in kb.search_documents(QUERIES[0], top_k=4, strategy="maxsim")}
         assert scores["plants"] == pytest.approx(best.score, abs=1e-4)
 
 
@@ -176,8 +177,10 @@ def test_groups_match_a_plain_search(location: Any, collection: str, encoder: Gt
 def test_maxsim_and_two_stage(location: Any, collection: str, encoder: GteEncoder) -> None:
     with _kb(location, collection, encoder) as kb:
         kb.add_documents(DOCS)
-        docs = kb.search_documents(QUERIES[1], top_k=3, strategy="maxsim")
-        assert len(docs) == 3 and all(not d.chunks for d in docs) and "water" not in {d.doc_id for d in docs}
+        docs = kb.search_documents(QUERIES[1], top_k=4, strategy="maxsim")
+        # every document has a document point, the one that fits one window too
+        assert len(docs) == 4 and all(not d.chunks for d in docs) and {d.doc_id for d in docs} == {
+            "plants", "rust", "paris", "water"}
         assert [d.score for d in docs] == sorted((d.score for d in docs), reverse=True)
         for d in docs:  # each document scores its best chunk's cosine
             best = kb.query(QUERIES[1], top_k=1, mode="dense", filter=KnowledgeBase.id_filter(doc_ids=[d.doc_id]))[0]
@@ -242,9 +245,11 @@ def test_reingest_skips_unchanged_and_shrinks_parts(location: Any, collection: s
         stored = [p for p in _all_points(kb) if p.payload["doc_id"] == "plants" and not is_document_point(p.payload)]
         assert sorted(p.payload["chunk_index"] for p in stored) == list(range(n))
         assert all(shorter.text[p.payload["start"]:p.payload["end"]] == p.payload["text"] for p in stored)
-        # now short enough for one window: chunks only, no document points
+        # now short enough for one window: one chunk, and one document point holding its vector
         stats = kb.add_documents([SourceDocument("plants", SHORT + " Plants too.", {"topic": "bio"})])
-        assert stats.updated == 1 and _doc_points(kb, "plants") == []
+        (point,) = _doc_points(kb, "plants")
+        assert stats.updated == 1 and point.id == document_point_id("plants", 0) and point.payload["parts"] == 1
+        assert kb.count(KnowledgeBase.id_filter(doc_ids=["plants"])) == 1
 
 
 def test_reopen_without_model_uses_the_recorded_settings(tmp_path: Path, encoder: GteEncoder) -> None:
@@ -301,3 +306,31 @@ def test_async_twins(location: Any, collection: str, encoder: GteEncoder) -> Non
             assert (await kb.aadd_documents(DOCS)).unchanged == 4
 
     asyncio.run(main())
+
+
+def test_a_short_document_has_a_document_point_and_stays_unchanged(
+    location: Any, collection: str, encoder: GteEncoder
+) -> None:
+    with _kb(location, collection, encoder) as kb:
+        kb.add_documents([SourceDocument("water", SHORT)])
+        (point,) = kb.store.retrieve([document_point_id("water", 0)])
+        assert is_document_point(point.payload) and point.payload["parts"] == 1
+        (doc,) = kb.search_documents("water boils", strategy="maxsim", top_k=5)
+        (chunk,) = kb.query("water boils", top_k=1, mode="dense")
+        assert doc.doc_id == "water" and doc.score == pytest.approx(chunk.score, abs=1e-4)
+        stats = kb.add_documents([SourceDocument("water", SHORT)])
+        assert stats.unchanged == 1
+        kb.add_documents([SourceDocument("water", "   ")])  # emptied: its document point goes too
+        assert kb.store.retrieve([document_point_id("water", 0)]) == []
+
+
+def test_other_long_document_settings_on_a_stored_collection_are_refused(tmp_path: Path, encoder: GteEncoder) -> None:
+    path = tmp_path / "kb"
+    with _kb(path, "c", encoder) as kb:
+        kb.add_documents(DOCS)
+    with pytest.raises(ConfigError, match="chunk_tokens.*Fix: leave long_docs and long_doc_options out"):
+        KnowledgeBase(path, collection="c", encoder=encoder, long_doc_options={"chunk_tokens": 10})
+    with pytest.raises(ConfigError, match="mode"):
+        KnowledgeBase(path, collection="c", encoder=encoder, long_docs="chunks", long_doc_options=OPTIONS)
+    with KnowledgeBase(path, collection="c", encoder=encoder) as kb:  # the recorded settings: nothing re-encoded
+        assert kb.add_documents(DOCS).unchanged == 4
