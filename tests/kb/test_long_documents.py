@@ -334,3 +334,22 @@ def test_other_long_document_settings_on_a_stored_collection_are_refused(tmp_pat
         KnowledgeBase(path, collection="c", encoder=encoder, long_docs="chunks", long_doc_options=OPTIONS)
     with KnowledgeBase(path, collection="c", encoder=encoder) as kb:  # the recorded settings: nothing re-encoded
         assert kb.add_documents(DOCS).unchanged == 4
+
+
+@pytest.mark.parametrize("mode", ["truncate", "chunks", "late", "default"])
+def test_every_mode_on_every_engine(location: Any, collection: str, encoder: GteEncoder, mode: str) -> None:
+    with _kb(location, collection, encoder, long_docs=mode) as kb:
+        assert kb.long_doc is not None and kb.long_doc.settings()["mode"] == ("late" if mode == "default" else mode)
+        kb.add_documents(DOCS)
+        assert sorted(p.payload["doc_id"] for p in _all_points(kb) if is_document_point(p.payload)) == sorted(
+            d.id for d in DOCS)
+        chunks_of_plants = kb.count(KnowledgeBase.id_filter(doc_ids=["plants"]))
+        assert chunks_of_plants == 1 if mode == "truncate" else chunks_of_plants > 1
+        for strategy in ("groups", "maxsim", "two_stage"):
+            found = kb.search_documents(QUERIES[2], top_k=4, strategy=strategy)  # type: ignore[arg-type]
+            assert sorted(d.doc_id for d in found) == sorted(d.id for d in DOCS)
+            for d in found:
+                for h in d.chunks:
+                    text = next(x.text for x in DOCS if x.id == d.doc_id)
+                    assert text[h.payload["start"]:h.payload["end"]] == h.payload["text"]
+        assert kb.add_documents(DOCS).unchanged == len(DOCS)
