@@ -179,6 +179,7 @@ def main() -> int:
     ap.add_argument("--docs", type=int, default=None, help="judged meetings first, then others, up to this many")
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "bench_long_docs.json")
     args = ap.parse_args()
     if not (args.data / "corpus.jsonl").exists():
         print(f"QMSum not found at {args.data}: set GTE_RAG_DATA_DIR to the folder holding qmsum/", file=sys.stderr)
@@ -223,7 +224,7 @@ def main() -> int:
         ref = base.get("chunks")
         delta = f"{(r['recall@5'] - ref['recall@5']) * 100:+.1f} pts" if ref else "-"
         print(f"| {r['system']} | " + " | ".join(str(r[c]) for c in cols) + f" | {delta} |")
-    out = HERE / "results" / "bench_long_docs.json"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": rows, "docs": len(docs), "queries": len(qrels), "qrels": args.qrels,
                                "metadata": run_metadata()}, indent=2), encoding="utf-8")

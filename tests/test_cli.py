@@ -153,7 +153,9 @@ def test_info_reports_model_counts_indexes_and_size(
     assert "points" in out and "documents" in out and "doc_id (keyword)" in out
     assert main(["info", "--kb", kb, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["points"] == 3 and info["documents"] == 3 and info["disk_bytes"] > 0
+    # three one-chunk files: a chunk point and a document point each
+    assert info["chunks"] == 3 and info["document_points"] == 3 and info["points"] == 6
+    assert info["documents"] == 3 and info["disk_bytes"] > 0
     assert info["encoder"]["sparse"] == "learned" and info["dense_size"] == 32
     assert main(["info", "--kb", str(tmp_path / "nothing-here")]) == 2
     err = capsys.readouterr().err

@@ -81,6 +81,14 @@ def collection_info(location: str, collection: str, *, api_key: str | None = Non
         if layout is None:
             raise missing
         points = store.backend.count(None)
+        from qdrant_client import models
+
+        from ..qdrant import DOCUMENT_KIND, KIND_FIELD
+
+        not_document = models.Filter(must_not=[
+            models.FieldCondition(key=KIND_FIELD, match=models.MatchValue(value=DOCUMENT_KIND))
+        ])
+        chunks = store.backend.count(not_document) if layout.stores_long_documents else points
         indexes = store.backend.indexed_fields()
         documents: set[str] = set()
         bar = None
@@ -113,6 +121,8 @@ def collection_info(location: str, collection: str, *, api_key: str | None = Non
         "sparse_idf": layout.sparse_idf,
         "long_documents": layout.stores_long_documents,
         "points": points,
+        "chunks": chunks,
+        "document_points": points - chunks,
         "documents": len(documents),
         "indexes": indexes,
         "disk_bytes": None if remote else _disk_bytes(Path(location) / collection),
@@ -145,7 +155,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key, value in rows:
         print(f"  {key.ljust(width)}  {value}")
     size = "" if info["disk_bytes"] is None else f", {_human(info['disk_bytes'])} on disk"
-    print(f"\ncollection {info['collection']!r}: {info['points']} points from {info['documents']} documents{size}")
+    split = f" ({info['chunks']} chunks, {info['document_points']} document points)" if info["document_points"] else ""
+    print(f"\ncollection {info['collection']!r}: {info['points']} points{split} from {info['documents']} documents{size}")
     return 0
 
 

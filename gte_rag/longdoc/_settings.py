@@ -17,34 +17,38 @@ MODES: tuple[str, ...] = ("truncate", "chunks", "late", "default")
 SPAN_POOLINGS: tuple[str, ...] = ("auto", "mean", "last")
 
 DEFAULT_LONG_DOC: dict[str, Any] = {
-    "mode": "late",
+    "mode": "chunks",
     "chunk_tokens": 128,
     "window_tokens": None,
     "window_overlap": None,
     "span_pooling": "auto",
-    "context_mix": 1.0,
+    "context_mix": None,
 }
 """What ``mode="default"`` resolves to: the one place the package's long-document default lives.
 
-- ``mode``: ``"late"`` (late chunking);
-- ``chunk_tokens``: 128 tokens per chunk (clamped to a window's own tokens);
-- ``window_tokens``: ``None`` = the encoder's ``max_length`` (the model's own window);
+- ``mode``: ``"chunks"``: each chunk embedded alone (dense + sparse), the document's point
+  holding its chunk vectors (MAX_SIM); the knowledge base then searches documents with hybrid
+  (dense + sparse) chunk search grouped by document;
+- ``chunk_tokens``: 128 tokens per chunk (clamped to a window's own tokens), cut at paragraph,
+  line and sentence edges;
+- ``window_tokens``: ``None`` = the encoder's ``max_length`` (the model's own window; what
+  ``"late"`` and ``"truncate"`` read at once);
 - ``window_overlap``: ``None`` = a quarter of a window's own tokens;
 - ``span_pooling``: ``"auto"`` (follows the model family, see :class:`LongDocEncoder`);
-- ``context_mix``: 1.0 = pure late chunking (no second pass over the chunks alone).
+- ``context_mix``: ``None`` (late chunking only: 1.0 there).
 
-Why (measured on QMSum with the real MiniLM, validation split for the choice, test split
-reported; ``benchmarks/bench_long_docs.py`` and its section of ``benchmarks/README.md``): what
-gains over plain chunking is the sparse branch, searched together with the dense one and
-grouped by document (the knowledge base's default document search); the dense vectors under
-it matter less. In hybrid search, late-chunked vectors and chunks embedded alone were within
-about one Recall@5 point of each other (one ahead on validation, the other on test), and
-mixing them (``context_mix=0.5``) did no better while costing a second pass. Late chunking is
-kept as the default because it is the cheaper of the two that carry context (about 1.3x the
-tokens of plain chunking, for the window overlap) and because it gives each chunk the context
-of its window, which long-context models (mGTE, GTE v1.5: 8192 tokens) are trained to use.
-A short-context model loses with long windows: MiniLM's chunk vectors from 512-token windows
-were clearly worse than from its own 256, so the window stays the model's own limit.
+Why (QMSum with the real MiniLM; ``benchmarks/bench_long_docs.py``, figures in
+``benchmarks/README.md``): the gain over plain dense chunking comes from the sparse branch
+searched with the dense one and grouped by document, +8.6 Recall@5 on 100 meetings. Under that
+hybrid search, late chunking (256-token windows, the model's own) scored 1.2 points lower
+(0.648 against 0.660) at 1.8x the ingest time (each chunk's context is encoded again in the
+windows that overlap it); in an earlier run over 55 meetings the two were within 1.2 points,
+one ahead on each split, and mixing the two vectors (``context_mix=0.5``) did no better. Alone,
+without the sparse branch, late chunking did help (+3.3 Recall@5 over plain dense chunks), and
+longer windows than the model was trained for hurt it (512-token windows for MiniLM). So the
+default is the cheaper of two equals; ``long_docs="late"`` stays one argument away, and is worth
+measuring with long-context models (mGTE, GTE v1.5: 8192-token windows), which the evaluation
+here could not load.
 
 The geometry keys (``chunk_tokens``, ``window_tokens``, ``window_overlap``) are also what every
 other mode uses when its argument is ``None``, so that modes compared in one run cut the same

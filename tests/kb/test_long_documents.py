@@ -146,7 +146,11 @@ def test_a_document_over_the_cap_is_split_and_found_once(location: Any, collecti
 
 
 def test_groups_on_edge_equal_groups_in_local_mode(tmp_path: Path, encoder: GteEncoder) -> None:
-    with _kb(tmp_path / "e", "g", encoder) as edge, _kb(":memory:", "g", encoder) as local:
+    # late chunking: the tiny random model embeds each short chunk alone at cosine ~1.0 to every
+    # query (their order is float noise, which the engines break differently); the windows'
+    # context spreads the late vectors enough for an order both engines must agree on
+    late = {"long_docs": "late"}
+    with _kb(tmp_path / "e", "g", encoder, **late) as edge, _kb(":memory:", "g", encoder, **late) as local:
         edge.add_documents(DOCS)
         local.add_documents(DOCS)
         for q in QUERIES:
@@ -156,7 +160,12 @@ def test_groups_on_edge_equal_groups_in_local_mode(tmp_path: Path, encoder: GteE
                     b = local.search_documents(q, top_k=top_k, chunks_per_doc=per_doc, mode=mode, fusion=fusion)
                     assert [d.doc_id for d in a] == [d.doc_id for d in b], (q, mode, fusion)
                     assert [[h.id for h in d.chunks] for d in a] == [[h.id for h in d.chunks] for d in b]
-                    assert [d.score for d in a] == pytest.approx([d.score for d in b], abs=1e-4)
+                    # DBSF normalises each branch by its score spread, which the two engines compute
+                    # slightly differently: a plain (ungrouped) DBSF query differs by up to ~0.006 too.
+                    # The tiny model's dense cosines are all ~1.0, so float noise can swap two ranks
+                    # of the dense branch: an RRF term moves by 1/67 - 1/68 (plain queries as well)
+                    tol = {"dbsf": 1e-2, "rrf": 5e-4}.get(fusion or "", 1e-4)
+                    assert [d.score for d in a] == pytest.approx([d.score for d in b], abs=tol)
                     assert all(1 <= len(d.chunks) <= per_doc for d in a)
                     assert all(h.payload["doc_id"] == d.doc_id for d in a for h in d.chunks)
 
@@ -331,7 +340,7 @@ def test_other_long_document_settings_on_a_stored_collection_are_refused(tmp_pat
     with pytest.raises(ConfigError, match="chunk_tokens.*Fix: leave long_docs and long_doc_options out"):
         KnowledgeBase(path, collection="c", encoder=encoder, long_doc_options={"chunk_tokens": 10})
     with pytest.raises(ConfigError, match="mode"):
-        KnowledgeBase(path, collection="c", encoder=encoder, long_docs="chunks", long_doc_options=OPTIONS)
+        KnowledgeBase(path, collection="c", encoder=encoder, long_docs="truncate", long_doc_options=OPTIONS)
     with KnowledgeBase(path, collection="c", encoder=encoder) as kb:  # the recorded settings: nothing re-encoded
         assert kb.add_documents(DOCS).unchanged == 4
 
@@ -339,7 +348,10 @@ def test_other_long_document_settings_on_a_stored_collection_are_refused(tmp_pat
 @pytest.mark.parametrize("mode", ["truncate", "chunks", "late", "default"])
 def test_every_mode_on_every_engine(location: Any, collection: str, encoder: GteEncoder, mode: str) -> None:
     with _kb(location, collection, encoder, long_docs=mode) as kb:
-        assert kb.long_doc is not None and kb.long_doc.settings()["mode"] == ("late" if mode == "default" else mode)
+        from gte_rag.longdoc import DEFAULT_LONG_DOC
+
+        assert kb.long_doc is not None
+        assert kb.long_doc.settings()["mode"] == (DEFAULT_LONG_DOC["mode"] if mode == "default" else mode)
         kb.add_documents(DOCS)
         assert sorted(p.payload["doc_id"] for p in _all_points(kb) if is_document_point(p.payload)) == sorted(
             d.id for d in DOCS)

@@ -131,7 +131,7 @@ def test_unchanged_documents_are_not_reencoded_and_an_interrupted_one_is(locatio
         n = kb.count()
         # simulate a run that stopped after the first chunks of "long": its last chunk is missing
         last = max(
-            (p for p in kb.store.scroll(limit=500)[0] if p.payload["doc_id"] == "long"),
+            (p for p in kb.store.scroll(filter=kb.chunk_filter(), limit=500)[0] if p.payload["doc_id"] == "long"),
             key=lambda p: p.payload["chunk_index"],
         )
         kb.delete(models.Filter(must=[models.HasIdCondition(has_id=[last.id])]))
