@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--long-docs", default=None, choices=["truncate", "chunks", "late", "default", "off"],
         help="how documents longer than one window are stored (default: the collection's recorded choice, "
-        "'default' for a new one: late chunking with a document multivector)",
+        "'default' for a new one: plain chunks and a document multivector, searched hybrid by document)",
     )
     p.set_defaults(func=cmd_index)
 
