@@ -12,17 +12,11 @@ from typing import Any
 
 import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.callbacks import CBEventType, EventPayload
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from ..errors import ConfigError
 from ..remote import RemoteScorer
 from ..rerank import PairScorer
-from ._reranker import RETRIEVAL_SCORE_KEY, ScoringPostprocessor, with_metadata
-
-dispatcher = get_dispatcher(__name__)
+from ._reranker import ScoringPostprocessor
 
 __all__ = ["RemoteReranker"]
 
@@ -99,30 +93,12 @@ class RemoteReranker(ScoringPostprocessor):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        if query_bundle is None:
-            raise ConfigError(f"{self.class_name()} needs the query: pass query_bundle or query_str")
-        dispatcher.event(
-            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self._model_name())
-        )
-        with self.callback_manager.event(
-            CBEventType.RERANKING,
-            payload={
-                EventPayload.NODES: nodes,
-                EventPayload.MODEL_NAME: self._model_name(),
-                EventPayload.QUERY_STR: query_bundle.query_str,
-                EventPayload.TOP_K: self.top_n,
-            },
-        ) as event:
-            new_nodes: list[NodeWithScore] = []
+        with self._rerank_events(nodes, query_bundle) as (query, new_nodes):
             if nodes:
                 docs = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
-                results = await self._scorer.arerank(query_bundle.query_str, docs)
+                results = await self._scorer.arerank(query, docs)
                 scores = np.zeros(len(nodes), dtype=np.float32)
                 for r in results:
                     scores[r.index] = r.score
-                for i in np.argsort(-scores, kind="stable")[: self.top_n]:
-                    extra = {RETRIEVAL_SCORE_KEY: nodes[i].score} if self.keep_retrieval_score else {}
-                    new_nodes.append(with_metadata(nodes[i], float(scores[i]), extra))
-            event.on_end(payload={EventPayload.NODES: new_nodes})
-        dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+                new_nodes.extend(self._best(nodes, scores))
         return new_nodes

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -90,11 +91,11 @@ class ScoringPostprocessor(BaseNodePostprocessor):
                 self._set_core(core)
             return core
 
-    def _postprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
-    ) -> list[NodeWithScore]:
+    @contextmanager
+    def _rerank_events(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> Iterator[tuple[str, list[NodeWithScore]]]:
+        """LlamaIndex's rerank events around one call: yields the query and the list to fill."""
         if query_bundle is None:
             raise ConfigError(f"{self.class_name()} needs the query: pass query_bundle or query_str")
         dispatcher.event(
@@ -110,16 +111,28 @@ class ScoringPostprocessor(BaseNodePostprocessor):
             },
         ) as event:
             new_nodes: list[NodeWithScore] = []
-            if nodes:
-                core = self.load()
-                pairs = [(query_bundle.query_str, n.node.get_content(metadata_mode=self.metadata_mode)) for n in nodes]
-                scores = core.score_pairs(pairs)
-                order = np.argsort(-scores, kind="stable")[: self.top_n]
-                for i in order:
-                    extra = {RETRIEVAL_SCORE_KEY: nodes[i].score} if self.keep_retrieval_score else {}
-                    new_nodes.append(with_metadata(nodes[i], float(scores[i]), extra))
+            yield query_bundle.query_str, new_nodes
             event.on_end(payload={EventPayload.NODES: new_nodes})
         dispatcher.event(ReRankEndEvent(nodes=new_nodes))
+
+    def _best(self, nodes: list[NodeWithScore], scores: np.ndarray) -> list[NodeWithScore]:
+        """The ``top_n`` nodes by score (ties in input order), as new nodes carrying the score."""
+        out = []
+        for i in np.argsort(-scores, kind="stable")[: self.top_n]:
+            extra = {RETRIEVAL_SCORE_KEY: nodes[i].score} if self.keep_retrieval_score else {}
+            out.append(with_metadata(nodes[i], float(scores[i]), extra))
+        return out
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        with self._rerank_events(nodes, query_bundle) as (query, new_nodes):
+            if nodes:
+                core = self.load()
+                pairs = [(query, n.node.get_content(metadata_mode=self.metadata_mode)) for n in nodes]
+                new_nodes.extend(self._best(nodes, core.score_pairs(pairs)))
         return new_nodes
 
     async def _apostprocess_nodes(
