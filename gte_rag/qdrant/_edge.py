@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import qdrant_edge as qe
@@ -81,6 +82,31 @@ def _edge_index_schema(kind: PayloadIndexType) -> Any:
         # Word tokens, lowercased: MatchText is case-insensitive, as on a server text index.
         return qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True)
     return _INDEX_TYPES[kind]
+
+
+class _ShardCall:
+    """The shard for one engine call (:meth:`EdgeBackend._call`): acquired on entry, released on exit.
+
+    A class rather than a generator: the error mapping reads the traceback of the engine's
+    exception, which ``contextmanager`` would re-raise from its own frame.
+    """
+
+    __slots__ = ("_backend", "_errors")
+
+    def __init__(self, backend: EdgeBackend, action: str) -> None:
+        self._backend = backend
+        self._errors = backend._errors(action)
+
+    def __enter__(self) -> qe.EdgeShard:
+        return self._backend._acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._errors.__exit__(exc_type, exc, tb)
+        finally:
+            self._backend._release()
 
 
 def _best_hits(found: Sequence[Any], top_k: int) -> list[SearchHit]:
@@ -252,6 +278,10 @@ class EdgeBackend:
                 self._exclusive = False
                 self._cond.notify_all()
 
+    def _call(self, action: str) -> _ShardCall:
+        """``with self._call(action) as shard:`` one engine call, held in flight, its errors mapped."""
+        return _ShardCall(self, action)
+
     @contextmanager
     def using_shard(self) -> Iterator[qe.EdgeShard]:
         """The open ``qdrant_edge.EdgeShard``, for engine-specific calls.
@@ -352,22 +382,14 @@ class EdgeBackend:
         logger.info("Dropped Qdrant Edge collection %r in %s", self.layout.collection, self._root)
 
     def indexed_fields(self) -> dict[str, str]:
-        shard = self._acquire()
-        try:
-            with self._errors("read payload indexes"):
-                schema = shard.info().payload_schema
-        finally:
-            self._release()
+        with self._call("read payload indexes") as shard:
+            schema = shard.info().payload_schema
         return {name: _SCHEMA_NAMES.get(info.data_type, str(info.data_type)) for name, info in schema.items()}
 
     def create_payload_index(self, field: str, kind: PayloadIndexType) -> None:
         operation = qe.UpdateOperation.create_field_index(field, _edge_index_schema(kind))
-        shard = self._acquire()
-        try:
-            with self._errors(f"create payload index on {field!r}"):
-                shard.update(operation)
-        finally:
-            self._release()
+        with self._call(f"create payload index on {field!r}") as shard:
+            shard.update(operation)
         logger.debug("Created %s payload index on %r", kind, field)
 
     # -- points ----------------------------------------------------------------------
@@ -385,22 +407,14 @@ class EdgeBackend:
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
         operation = qe.UpdateOperation.upsert_points([self._point(p) for p in points])
-        shard = self._acquire()
-        try:
-            with self._errors("upsert"):
-                shard.update(operation)
-        finally:
-            self._release()
+        with self._call("upsert") as shard:
+            shard.update(operation)
 
     def query(self, plan: QueryPlan) -> list[SearchHit]:
         """Run the plan; returns at least the ``plan.top_k`` best hits, ties at the cut included."""
         request = to_edge_request(plan)
-        shard = self._acquire()
-        try:
-            with self._errors("query"):
-                found = shard.query(request)
-        finally:
-            self._release()
+        with self._call("query") as shard:
+            found = shard.query(request)
         return _best_hits(found, plan.top_k)
 
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
@@ -408,12 +422,8 @@ class EdgeBackend:
         if not plans:
             return []
         request = qe.QueryBatchRequest([to_edge_request(p) for p in plans])
-        shard = self._acquire()
-        try:
-            with self._errors("query batch"):
-                found = shard.query_batch(request)
-        finally:
-            self._release()
+        with self._call("query batch") as shard:
+            found = shard.query_batch(request)
         return [_best_hits(points, plan.top_k) for points, plan in zip(found, plans)]
 
     def query_groups(
@@ -443,12 +453,8 @@ class EdgeBackend:
                 limit=request.limit, query=request.query, prefetches=request.prefetches or None,
                 filter=request.filter, with_payload=slim, with_vector=False,
             )
-            shard = self._acquire()
-            try:
-                with self._errors("query"):
-                    found = shard.query(request)
-            finally:
-                self._release()
+            with self._call("query") as shard:
+                found = shard.query(request)
             hits = _best_hits(found, widened.top_k)
             groups = group_hits(hits, group_by, group_size)
             if len(hits) < fetch or _groups_complete(groups, limit, group_size):
@@ -462,31 +468,19 @@ class EdgeBackend:
 
     def delete(self, filter: models.Filter) -> None:
         operation = qe.UpdateOperation.delete_points_by_filter(convert_filter(filter))
-        shard = self._acquire()
-        try:
-            with self._errors("delete"):
-                shard.update(operation)
-        finally:
-            self._release()
+        with self._call("delete") as shard:
+            shard.update(operation)
 
     def count(self, filter: models.Filter | None) -> int:
         request = qe.CountRequest(exact=True, filter=to_edge_filter(filter))
-        shard = self._acquire()
-        try:
-            with self._errors("count"):
-                found = shard.count(request)
-        finally:
-            self._release()
+        with self._call("count") as shard:
+            found = shard.count(request)
         return int(found)
 
     def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
         canonical: list[int | uuid.UUID | str] = [str(uuid.UUID(i)) for i in ids]
-        shard = self._acquire()
-        try:
-            with self._errors("retrieve"):
-                records = shard.retrieve(canonical, True, False)
-        finally:
-            self._release()
+        with self._call("retrieve") as shard:
+            records = shard.retrieve(canonical, True, False)
         return [StoredPoint(str(r.id), r.payload or {}) for r in records]
 
     def scroll(
@@ -495,22 +489,14 @@ class EdgeBackend:
         request = qe.ScrollRequest(
             offset=offset, limit=limit, filter=to_edge_filter(filter), with_payload=True, with_vector=False
         )
-        shard = self._acquire()
-        try:
-            with self._errors("scroll"):
-                records, next_offset = shard.scroll(request)
-        finally:
-            self._release()
+        with self._call("scroll") as shard:
+            records, next_offset = shard.scroll(request)
         page = [StoredPoint(str(r.id), r.payload or {}) for r in records]
         return page, None if next_offset is None else str(next_offset)
 
     def optimize(self) -> bool:
-        shard = self._acquire()
-        try:
-            with self._errors("optimize"):
-                changed = bool(shard.optimize())
-        finally:
-            self._release()
+        with self._call("optimize") as shard:
+            changed = bool(shard.optimize())
         logger.info("Optimized Qdrant Edge collection %r (changed=%s)", self.layout.collection, changed)
         return changed
 
