@@ -27,7 +27,15 @@ from .._types import SparseVector
 from ..embed import EmptyPolicy, EncodeOutput, Role, TokenizedText
 from ..embed._tokens import check_inputs
 from ..errors import ConfigError
-from ._http import BatchLimit, HttpTransport, RemoteSettings, asplit_on_rejection, bad_response, split_on_rejection
+from ._http import (
+    BatchLimit,
+    HttpTransport,
+    RemoteSettings,
+    TransportOwner,
+    asplit_on_rejection,
+    bad_response,
+    split_on_rejection,
+)
 from ._protocols import EMBED_PROTOCOLS, EmbedOptions, embed_protocol
 
 logger = logging.getLogger(__name__)
@@ -49,7 +57,7 @@ def resolve_api_key(api_key: str | None, env_name: str | None) -> str | None:
     return None
 
 
-class RemoteEncoder:
+class RemoteEncoder(TransportOwner):
     """Dense (and sparse) embeddings from an inference service, with the local encoder's interface.
 
     Args:
@@ -186,21 +194,7 @@ class RemoteEncoder:
             f"model_name={self._model!r}, dimension={self._dimension}, sparse={self.sparse_mode!r})"
         )
 
-    # ------------------------------------------------------------------ lifecycle
-    def close(self) -> None:
-        """Close the HTTP client (a later call opens a new one)."""
-        self.transport.close()
-
-    async def aclose(self) -> None:
-        """Close the async client of the running loop and the sync client."""
-        await self.transport.aclose()
-
-    def __enter__(self) -> RemoteEncoder:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
+    # ------------------------------------------------------------------ lifecycle (close, aclose, with: TransportOwner)
     def clear_cache(self) -> None:
         """Forget the cached results."""
         with self._lock:

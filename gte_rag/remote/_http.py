@@ -45,6 +45,7 @@ __all__ = [
     "BatchTooLarge",
     "HttpTransport",
     "RemoteSettings",
+    "TransportOwner",
     "asplit_on_rejection",
     "bad_response",
     "excerpt_json",
@@ -179,6 +180,29 @@ class _Wait:
         s = self.settings
         backoff = min(s.backoff_max, s.backoff_initial * (2 ** (state.attempt_number - 1)))
         return float(backoff + self.rng.uniform(0, s.backoff_jitter))
+
+
+_O = TypeVar("_O", bound="TransportOwner")
+
+
+class TransportOwner:
+    """What a remote component that owns an :class:`HttpTransport` offers: closing it, sync and async."""
+
+    transport: HttpTransport
+
+    def close(self) -> None:
+        """Close the HTTP client (a later call opens a new one)."""
+        self.transport.close()
+
+    async def aclose(self) -> None:
+        """Close the async client of the running loop and the sync client."""
+        await self.transport.aclose()
+
+    def __enter__(self: _O) -> _O:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class HttpTransport:

@@ -16,7 +16,7 @@ from ..errors import ConfigError, InputTypeError
 from ..rerank import RerankResult
 from ..rerank._common import check_pairs
 from ._encoder import resolve_api_key
-from ._http import BatchLimit, HttpTransport, RemoteSettings, asplit_on_rejection, split_on_rejection
+from ._http import BatchLimit, HttpTransport, RemoteSettings, TransportOwner, asplit_on_rejection, split_on_rejection
 from ._protocols import RERANK_PROTOCOLS, RerankOptions, rerank_protocol
 
 __all__ = ["RemoteScorer"]
@@ -34,7 +34,7 @@ def _check_documents(query: Any, documents: Any) -> list[str]:
     return docs
 
 
-class RemoteScorer:
+class RemoteScorer(TransportOwner):
     """Scores documents against a query with a rerank service.
 
     Args:
@@ -87,18 +87,6 @@ class RemoteScorer:
 
     def __repr__(self) -> str:
         return f"RemoteScorer(url={self.transport.base_url!r}, protocol={self.protocol_name!r}, model_name={self._model!r})"
-
-    def close(self) -> None:
-        self.transport.close()
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
-
-    def __enter__(self) -> RemoteScorer:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ scoring
     def _batch(self, query: str, docs: list[str], start: int, end: int, top_n: int | None) -> tuple[str, dict[str, Any]]:
