@@ -156,18 +156,22 @@ async def test_wrong_vector_size_from_the_engine_is_a_store_error(stores: StoreF
 
 
 # -- servers that cannot answer -------------------------------------------------------------
-@pytest.mark.asyncio
-@pytest.mark.parametrize("flavour", ["sync", "async"])
-@pytest.mark.parametrize("protocol", ["rest", "grpc"])
-async def test_closed_port_is_unavailable(flavour: str, protocol: str) -> None:
-    port = _closed_port()
+async def _unavailable_cause(flavour: str, protocol: str, port: int) -> BaseException | None:
+    """``count()`` against a server at ``port`` raises StoreUnavailableError; returns what it was chained from."""
     store = _server_store(flavour, port, grpc_port=port if protocol == "grpc" else None)
     try:
         with pytest.raises(StoreUnavailableError) as info:
             await run(store.count())
     finally:
         await _close(store)
-    cause = info.value.__cause__
+    return info.value.__cause__
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+async def test_closed_port_is_unavailable(flavour: str, protocol: str) -> None:
+    cause = await _unavailable_cause(flavour, protocol, _closed_port())
     if protocol == "grpc":
         assert isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.UNAVAILABLE
     else:  # qdrant-client wraps the httpx error
@@ -178,13 +182,7 @@ async def test_closed_port_is_unavailable(flavour: str, protocol: str) -> None:
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 async def test_server_that_never_answers_is_unavailable(black_hole: int, flavour: str, protocol: str) -> None:
-    store = _server_store(flavour, black_hole, grpc_port=black_hole if protocol == "grpc" else None)
-    try:
-        with pytest.raises(StoreUnavailableError) as info:
-            await run(store.count())
-    finally:
-        await _close(store)
-    cause = info.value.__cause__
+    cause = await _unavailable_cause(flavour, protocol, black_hole)
     if protocol == "grpc":
         assert isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     else:
