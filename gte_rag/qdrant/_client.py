@@ -16,14 +16,13 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from gte_rag.errors import StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
-from gte_rag.qdrant._errors import map_store_errors
+from gte_rag.qdrant._errors import EngineCall, map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import QueryPlan
@@ -196,27 +195,8 @@ def _local_lock(client: Any) -> threading.RLock:
         return lock
 
 
-class _Call:
-    """One engine call: the local-mode lock (sync) held around it, its errors mapped."""
-
-    __slots__ = ("_errors", "_lock")
-
-    def __init__(self, errors: map_store_errors, lock: threading.RLock | None) -> None:
-        self._errors = errors
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        if self._lock is not None:
-            self._lock.acquire()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            self._errors.__exit__(exc_type, exc, tb)
-        finally:
-            if self._lock is not None:
-                self._lock.release()
+def _nothing() -> None:
+    return None
 
 
 _C = TypeVar("_C", QdrantClient, AsyncQdrantClient)
@@ -248,15 +228,18 @@ class _ClientBackendBase(Generic[_C]):
         kind = "local" if self.is_local else "server"
         return f"{type(self).__name__}({kind}, collection={self.layout.collection!r})"
 
-    def _errors(self, action: str) -> _Call:
+    def _errors(self, action: str) -> EngineCall[Any]:
         """Context of one engine call; raises :class:`StoreError` once the store is closed."""
         if self._closed:
             raise StoreError(
                 f"store is closed (collection {self.layout.collection!r}, {action}); open a new store",
                 collection=self.layout.collection,
             )
-        return _Call(
-            map_store_errors(action, collection=self.layout.collection, engine=self.engine), self._lock
+        # local mode (sync): the lock is held around the call
+        lock = self._lock
+        return EngineCall(
+            map_store_errors(action, collection=self.layout.collection, engine=self.engine),
+            lock.acquire if lock is not None else _nothing, lock.release if lock is not None else _nothing,
         )
 
 

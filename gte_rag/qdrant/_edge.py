@@ -25,7 +25,6 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import qdrant_edge as qe
@@ -34,7 +33,7 @@ from qdrant_client import models
 from gte_rag.errors import CollectionNotFoundError, ConfigError, StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
 from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge_request
-from gte_rag.qdrant._errors import map_store_errors
+from gte_rag.qdrant._errors import EngineCall, map_store_errors
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import QueryPlan, group_hits, rank_groups, widen_plan
@@ -82,31 +81,6 @@ def _edge_index_schema(kind: PayloadIndexType) -> Any:
         # Word tokens, lowercased: MatchText is case-insensitive, as on a server text index.
         return qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True)
     return _INDEX_TYPES[kind]
-
-
-class _ShardCall:
-    """The shard for one engine call (:meth:`EdgeBackend._call`): acquired on entry, released on exit.
-
-    A class rather than a generator: the error mapping reads the traceback of the engine's
-    exception, which ``contextmanager`` would re-raise from its own frame.
-    """
-
-    __slots__ = ("_backend", "_errors")
-
-    def __init__(self, backend: EdgeBackend, action: str) -> None:
-        self._backend = backend
-        self._errors = backend._errors(action)
-
-    def __enter__(self) -> qe.EdgeShard:
-        return self._backend._acquire()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            self._errors.__exit__(exc_type, exc, tb)
-        finally:
-            self._backend._release()
 
 
 def _best_hits(found: Sequence[Any], top_k: int) -> list[SearchHit]:
@@ -278,9 +252,9 @@ class EdgeBackend:
                 self._exclusive = False
                 self._cond.notify_all()
 
-    def _call(self, action: str) -> _ShardCall:
+    def _call(self, action: str) -> EngineCall[qe.EdgeShard]:
         """``with self._call(action) as shard:`` one engine call, held in flight, its errors mapped."""
-        return _ShardCall(self, action)
+        return EngineCall(self._errors(action), self._acquire, self._release)
 
     @contextmanager
     def using_shard(self) -> Iterator[qe.EdgeShard]:

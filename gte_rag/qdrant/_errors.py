@@ -47,7 +47,9 @@ collection (local mode raises ``ValueError`` for every bad request).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import grpc
 import httpx
@@ -56,7 +58,9 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from gte_rag.errors import CollectionNotFoundError, GteRagError, StoreError, StoreUnavailableError
 
-__all__ = ["map_store_errors"]
+__all__ = ["EngineCall", "map_store_errors"]
+
+_T = TypeVar("_T")
 
 logger = logging.getLogger(__name__)
 
@@ -220,3 +224,29 @@ class map_store_errors:  # noqa: N801 - used as a function: ``with map_store_err
             logger.warning("Qdrant (%s) unavailable during %s: %s", self.engine, self.action, _detail(exc))
         raise kind(message, collection=self.collection) from exc
 
+
+class EngineCall(Generic[_T]):
+    """One engine call: ``enter()`` before it (its value is what ``with ... as`` binds),
+    ``leave()`` after it whatever happens, its errors mapped by ``errors``.
+
+    A class rather than a ``contextmanager`` generator: :class:`map_store_errors` reads the
+    traceback of the engine's exception, which a generator would re-raise from its own frame.
+    """
+
+    __slots__ = ("_enter", "_errors", "_leave")
+
+    def __init__(self, errors: map_store_errors, enter: Callable[[], _T], leave: Callable[[], object]) -> None:
+        self._errors = errors
+        self._enter = enter
+        self._leave = leave
+
+    def __enter__(self) -> _T:
+        return self._enter()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._errors.__exit__(exc_type, exc, tb)
+        finally:
+            self._leave()
