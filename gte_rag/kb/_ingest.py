@@ -438,7 +438,8 @@ class Ingestor:
         stats.chunk_seconds += time.perf_counter() - t0
         if long:
             t1 = time.perf_counter()
-            encodings = self.long_doc.encode([texts[i] for i in long], show_progress=show_progress)
+            # the documents' tokenizations, made above, are not made again
+            encodings = self.long_doc.encode([tokens[i] for i in long], show_progress=show_progress)
             stats.encode_seconds += time.perf_counter() - t1
             for i, enc in zip(long, encodings):
                 result[i] = ([], enc)

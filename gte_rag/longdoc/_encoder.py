@@ -168,23 +168,29 @@ class LongDocEncoder:
         """Whether a document of ``num_tokens`` own tokens (no specials, no prompt) needs more than one window."""
         return int(num_tokens) > self.window_capacity
 
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> list[LongDocEncoding]:
+    def encode(self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False) -> list[LongDocEncoding]:
         """Encode documents, one :class:`LongDocEncoding` per text, in input order.
 
         Args:
-            texts: The documents (a bare ``str`` is rejected: wrap it in a list). Empty or
-                blank documents get no chunks and ``document_vector=None``.
+            texts: The documents (a bare ``str`` is rejected: wrap it in a list), or their
+                whole tokenization from :meth:`GteEncoder.tokenize` (not tokenized again).
+                Empty or blank documents get no chunks and ``document_vector=None``.
             show_progress: Show a progress bar over the windows (over the chunks for ``"chunks"``).
 
         Raises:
-            InputTypeError: ``texts`` is a str or holds a non-str.
+            InputTypeError: ``texts`` is a str or holds something other than a str or a TokenizedText.
             ConfigError: the encoder's tokenizer gives no character offsets (a slow tokenizer).
         """
-        items = check_strs(texts)
+        if isinstance(texts, str):
+            check_strs(texts)  # raises, naming the fix
+        items = list(texts)
+        given = {i: t for i, t in enumerate(items) if isinstance(t, TokenizedText)}
+        strings = check_strs([t for t in items if not isinstance(t, TokenizedText)])
         if not items:
             return []
-        toks = self.encoder.tokenize(items)
-        docs = [_Doc(text, tok) for text, tok in zip(items, toks)]
+        fresh = iter(self.encoder.tokenize(strings))
+        toks = [given[i] if i in given else next(fresh) for i in range(len(items))]
+        docs = [_Doc(tok.text, tok) for tok in toks]
         if self.mode == "truncate":
             self._encode_truncated(docs, show_progress)
         else:
@@ -197,7 +203,9 @@ class LongDocEncoder:
                 self._encode_late(docs, show_progress)
         return [self._result(d) for d in docs]
 
-    async def aencode(self, texts: Sequence[str], *, show_progress: bool = False) -> list[LongDocEncoding]:
+    async def aencode(
+        self, texts: Sequence[str | TokenizedText], *, show_progress: bool = False
+    ) -> list[LongDocEncoding]:
         """:meth:`encode` in a worker thread, so an event loop keeps running."""
         return await asyncio.to_thread(self.encode, texts, show_progress=show_progress)
 

@@ -328,6 +328,15 @@ def test_each_window_is_encoded_once_and_each_document_tokenized_once(bert: GteE
     expected = sorted((d.text, (tok.offsets[s][0], max(e for _, e in tok.offsets[s:e_]))) for d, tok in
                       zip(docs, bert.tokenize(texts)) for s, e_ in d.windows)
     assert sent == expected and len(sent) == sum(len(d.windows) for d in docs)
+    # a document's tokenization made beforehand (the knowledge base's) is not made again
+    tokenize_calls.clear()
+    toks = real_tokenize(texts)
+    again = ld.encode([toks[0], texts[1], toks[2]])
+    assert tokenize_calls == [[texts[1]]]
+    for a, b in zip(again, reference):
+        assert [(c.start, c.end, c.text) for c in a.chunks] == [(c.start, c.end, c.text) for c in b.chunks]
+        if a.chunks:
+            np.testing.assert_allclose(a.multivector, b.multivector, atol=1e-6)
     for d, r in zip(docs, reference):
         _check_tiling(d)
         np.testing.assert_allclose(d.multivector, r.multivector, atol=1e-6)
