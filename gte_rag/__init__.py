@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
+    "Analyzer": "gte_rag.embed",
     "AsyncQdrantStore": "gte_rag.qdrant",
     "CollectionLayout": "gte_rag.qdrant",
     "CollectionMismatchError": "gte_rag.errors",
@@ -29,9 +30,14 @@ _LAZY: dict[str, str] = {
     "GteLongDocQueryEngine": "gte_rag.llama_index",
     "GteLongDocRetriever": "gte_rag.llama_index",
     "GteMaxSimRetriever": "gte_rag.llama_index",
+    "GteMemoryBlock": "gte_rag.llama_index",
     "GteMultiStageReranker": "gte_rag.llama_index",
     "GteTwoStageRetriever": "gte_rag.llama_index",
     "LongDocEncoder": "gte_rag.longdoc",
+    "MemoryNotFoundError": "gte_rag.errors",
+    "MemorySettings": "gte_rag.memory",
+    "MemoryStore": "gte_rag.memory",
+    "MemoryStoreError": "gte_rag.errors",
     "GteRagError": "gte_rag.errors",
     "GteRemoteEmbedding": "gte_rag.llama_index",
     "GteRemoteSparseEmbedding": "gte_rag.llama_index",
@@ -61,11 +67,13 @@ __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
     from ._types import SparseVector
-    from .embed import EncodeOutput, GteEncoder
+    from .embed import Analyzer, EncodeOutput, GteEncoder
     from .errors import (
         CollectionMismatchError,
         ConfigError,
         GteRagError,
+        MemoryNotFoundError,
+        MemoryStoreError,
         ModelLoadError,
         RemoteError,
         RemoteServiceError,
@@ -81,6 +89,7 @@ if TYPE_CHECKING:
         GteLongDocQueryEngine,
         GteLongDocRetriever,
         GteMaxSimRetriever,
+        GteMemoryBlock,
         GteMultiStageReranker,
         GteRemoteEmbedding,
         GteRemoteSparseEmbedding,
@@ -91,6 +100,7 @@ if TYPE_CHECKING:
         RemoteReranker,
     )
     from .longdoc import LongDocEncoder
+    from .memory import MemorySettings, MemoryStore
     from .models import ModelSpec, register_model
     from .qdrant import AsyncQdrantStore, CollectionLayout, HybridConfig, QdrantStore
     from .remote import RemoteEncoder, RemoteScorer, RemoteSettings

@@ -19,6 +19,8 @@ also from the builtin a caller would naturally catch::
     │   ├── RemoteRequestError (ValueError)       the service refused the request (4xx: never retried)
     │   └── RemoteResponseError                   a 2xx answer that is malformed or incomplete
     └── MemoryStoreError                      the long-term memory layer
+        ├── MemoryNotFoundError (LookupError)     no memory with that id in the caller's scope
+        └── MemoryScopeError (ConfigError)        a scope missing or misused (scope keys in metadata)
 
 Errors carry their context as attributes (``model_name``, ``collection``,
 ``layout_expected`` / ``layout_found``) so callers do not have to parse messages.
@@ -35,6 +37,8 @@ __all__ = [
     "GteRagError",
     "InputTooLongError",
     "InputTypeError",
+    "MemoryNotFoundError",
+    "MemoryScopeError",
     "MemoryStoreError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -159,6 +163,18 @@ class RemoteResponseError(RemoteError):
 
 class MemoryStoreError(GteRagError):
     """The long-term memory layer refused an operation."""
+
+
+class MemoryNotFoundError(MemoryStoreError, LookupError):
+    """No memory with that id is visible in the scope given (it may exist in another one: never said)."""
+
+    def __init__(self, message: str, *, memory_id: str) -> None:
+        super().__init__(message)
+        self.memory_id = memory_id
+
+
+class MemoryScopeError(MemoryStoreError, ConfigError):
+    """A memory scope is missing or misused: no ``user_id``, or scope keys inside ``metadata``."""
 
 
 class InputTypeError(ConfigError, TypeError):

@@ -1,4 +1,4 @@
-"""The ``gte-rag`` command: demo, index, query, ask, eval, models and info.
+"""The ``gte-rag`` command: demo, index, query, ask, eval, models, info and migrate.
 
 Heavy imports happen inside the sub-commands, so ``gte-rag --help`` answers at once. Each
 sub-command is a ``cmd_*`` function taking the parsed arguments; the larger ones live in
@@ -94,10 +94,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         docs = [SourceDocument(d.id, d.full_text) for d in data.corpus.values() if d.full_text.strip()]
         stats = kb.add_documents(docs, show_progress=True)
         print(f"indexed {stats.documents} documents in {stats.total_seconds:.1f}s")
-        precision = kb.encoder.precision.name
+        precision = getattr(getattr(kb.encoder, "precision", None), "name", "remote")
         qout = kb.encoder.encode([data.queries[q] for q in qids], role="query", show_progress=True)
         for mode, fusion in systems:
-            cfg = HybridConfig(mode=cast("QueryMode", mode), fusion=cast("FusionMethod", fusion or "rrf"))  # validated there
+            cfg = HybridConfig(mode=cast("QueryMode", mode), fusion=cast("FusionMethod", fusion or "dbsf"))  # validated there
             name = f"{mode}-{fusion}" if fusion else mode
             run: dict[str, dict[str, float]] = {}
             for i, qid in enumerate(qids):
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", type=Path)
     p.add_argument("--model", default=DEFAULT_KB_MODEL)
     p.add_argument("--mode", default="hybrid", help="dense, sparse, hybrid, or a comma-separated list")
-    p.add_argument("--fusion", default="rrf", help="rrf, dbsf, weighted, or a comma-separated list")
+    p.add_argument("--fusion", default="dbsf", help="dbsf (the library default), rrf, weighted, or a comma-separated list")
     p.add_argument("--qrels", type=Path, default=None, help="qrels file (default: DATASET/qrels.tsv)")
     p.add_argument("--json", type=Path, default=None, help="write ndcg@10, recall@100, mrr@10 here")
     p.add_argument("--top-k", type=int, default=100)
@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     _inspect.register(sub)
+    from . import _migrate
+
+    _migrate.register(sub)
     return parser
 
 

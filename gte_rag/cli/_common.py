@@ -29,11 +29,14 @@ def snippet(text: str, width: int = 70) -> str:
 def model_options(args: argparse.Namespace, *, encoder: bool = False) -> dict[str, Any]:
     """``device`` / ``dtype`` / ``local_files_only`` for every model the command loads.
 
-    With ``encoder=True`` (the embedding model), also ``max_length`` when ``--max-length`` is given.
+    With ``encoder=True`` (the embedding model), also ``max_length`` when ``--max-length`` is given
+    and ``analyzer`` when ``--analyzer`` is.
     """
     options = {"device": args.device, "dtype": args.dtype, "local_files_only": bool(getattr(args, "offline", False))}
     if encoder and getattr(args, "max_length", None) is not None:
         options["max_length"] = args.max_length
+    if encoder and getattr(args, "analyzer", None) is not None:
+        options["analyzer"] = args.analyzer
     return options
 
 
@@ -42,7 +45,7 @@ def open_kb(args: argparse.Namespace, **kw: Any) -> Any:
     from ..kb import KnowledgeBase
     from ..qdrant import HybridConfig
 
-    hybrid = HybridConfig(mode=getattr(args, "mode", "hybrid") or "hybrid", fusion=getattr(args, "fusion", "rrf") or "rrf")
+    hybrid = HybridConfig(mode=getattr(args, "mode", "hybrid") or "hybrid", fusion=getattr(args, "fusion", None) or HybridConfig().fusion)
     return KnowledgeBase(
         args.kb, model=args.model, collection=args.collection, hybrid=hybrid,
         api_key=getattr(args, "api_key", None), encoder_options=model_options(args, encoder=True), **kw,
@@ -77,6 +80,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-length", type=int, default=None,
         help="tokens the embedding model reads at once (its window; default: the model's own limit)",
+    )
+    p.add_argument(
+        "--analyzer", default=None,
+        help="lexical sparse terms: word, word:<language> (Snowball), word:none, tokens (the model's word pieces); "
+        "default: the collection's recorded one, or the model's (word:english for MiniLM / GTE v1, v1.5)",
     )
     p.add_argument(
         "--offline", action="store_true",

@@ -140,6 +140,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("identity", info["identity"]),
         ("dense", f"{info['dense_size']} dims, {info['distance']}, pooling {enc.get('pooling', '?')}"),
         ("sparse", "none" if not info["sparse"] else f"{enc.get('sparse', '?')}{' with IDF' if info['sparse_idf'] else ''}"),
+        ("analyzer", _analyzer_row(enc) if info["sparse_idf"] else "-"),
         ("max length", enc.get("max_length", "?")),
         ("precision", enc.get("precision", "?")),
         ("query prefix", json.dumps(enc.get("query_prefix", ""))),
@@ -170,3 +171,12 @@ def register(sub: Any) -> None:
     add_store_args(p, required=True)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+
+
+def _analyzer_row(enc: dict[str, Any]) -> str:
+    """The lexical analyzer a collection records (word pieces when it records none: built before analyzers)."""
+    from ..embed import Analyzer, legacy_token_analyzer
+
+    found = enc.get("analyzer")
+    a = Analyzer.parse(found) if isinstance(found, dict) else legacy_token_analyzer()
+    return f"{a.describe()} (BM25 k1={a.k1:g}, b={a.b:g}, avgdl={a.resolved_avgdl:g})"

@@ -115,7 +115,7 @@ def _legend(mode: str, fusion: str | None, depth: int, rerank: bool) -> str:
         text = f"score: {'cosine similarity' if mode == 'dense' else 'sparse dot product'} of the {mode} branch"
     else:
         fused = {"rrf": "reciprocal rank fusion", "dbsf": "distribution-based score fusion",
-                 "weighted": "dense * 1.0 + sparse * 0.1"}[fusion or "rrf"]
+                 "weighted": "dense * 1.0 + sparse * 0.1"}[fusion or "dbsf"]
         text = (f"fused: {fused} of the two branches; dense, sparse: the hit's rank and score in that branch "
                 f"alone (dense: cosine, sparse: dot product; >{depth}: not in its top {depth})")
     return text + ("; rerank: the cross-encoder's score, which orders the list" if rerank else "")
@@ -152,7 +152,7 @@ def register(sub: Any) -> None:
     add_kb_args(p, required=True)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid")
-    p.add_argument("--fusion", choices=["rrf", "dbsf", "weighted"], default="rrf")
+    p.add_argument("--fusion", choices=["dbsf", "rrf", "weighted"], default="dbsf", help="default: dbsf, the library default")
     p.add_argument("--filter", action="append", default=None, metavar="KEY=VALUE",
                    help="keep only chunks whose payload field KEY equals VALUE (repeatable: all must hold)")
     p.add_argument("--rerank", default=None, metavar="MODEL", help="rerank the hits with this cross-encoder")

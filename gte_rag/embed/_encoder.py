@@ -6,7 +6,8 @@ One pass over a batch gives, per text:
   BERT-style models, last token for gte-Qwen2), cut to an elastic dimension if asked, L2-normalised;
 - the sparse vector: the learned mGTE weights ``relu(token_head(h))`` where the checkpoint has
   the token head (special tokens and weights <= 0 dropped, max over repeats), otherwise
-  BM25-style term weights from the model's tokenizer (see ``_lexical``). Either way only the
+  BM25-style term weights over the terms of the encoder's analyzer (``_analyzers``: analysed
+  words by default, or the model's word pieces; see ``_lexical``). Either way only the
   text's own tokens count: the prompt (query instruction, document prompt) is read by the
   model but left out of the sparse vector;
 - optionally the token states (for late chunking).
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ from .._types import DenseMatrix, SparseVector
 from ..errors import ConfigError, InputTooLongError
 from ..models import Checkpoint, ModelSpec, Pooling, Task, load_model, load_tokenizer, resolve_checkpoint
 from ..models._first_token import all_positions, install_first_token_last_layer
+from ._analyzers import Analyzer, WordAnalyzer, default_analyzer
 from ._lexical import LexicalWeighter, vocabulary_mask
 from ._tokens import (
     TokenizedText,
@@ -123,6 +125,11 @@ class GteEncoder:
             model reads it; the sparse query vector leaves it out.
         sparse: ``"auto"`` (learned weights where the checkpoint has the head, else lexical),
             ``"learned"``, ``"lexical"`` or ``"none"``.
+        analyzer: Lexical mode only: how texts become BM25 terms. ``None`` takes the
+            model's default (:func:`~gte_rag.embed.default_analyzer`: the ``word``
+            analyzer in the family's language, e.g. English stemming and stopwords for
+            MiniLM and GTE v1/v1.5); ``"word"``, ``"word:<language>"``, ``"tokens"`` (the
+            model's word pieces), an :class:`~gte_rag.embed.Analyzer` or its recorded dict.
         truncate: Truncate texts over ``max_length`` with a warning (``True``) or raise
             :class:`InputTooLongError` (``False``).
         on_empty: ``"raise"`` rejects empty or whitespace-only texts; ``"encode"`` embeds them
@@ -153,6 +160,7 @@ class GteEncoder:
         max_batch_tokens: int | None = None,
         query_instruction: str | None = None,
         sparse: SparseMode = "auto",
+        analyzer: str | Mapping[str, Any] | Analyzer | None = None,
         truncate: bool = True,
         on_empty: EmptyPolicy = "raise",
         cache_size: int = DEFAULT_CACHE_SIZE,
@@ -208,6 +216,16 @@ class GteEncoder:
         self.sparse_mode: SparseMode = (
             ("learned" if spec.has_sparse_head else "lexical") if sparse == "auto" else sparse
         )
+        if analyzer is not None and self.sparse_mode != "lexical":
+            raise ConfigError(
+                f"analyzer={analyzer!r} applies to lexical sparse vectors only, but this encoder's sparse mode "
+                f"is {self.sparse_mode!r}; pass sparse='lexical' with it, or leave analyzer out"
+            )
+        self.analyzer: Analyzer | None = (
+            (default_analyzer(spec) if analyzer is None else Analyzer.parse(analyzer))
+            if self.sparse_mode == "lexical" else None
+        )
+        """The lexical analyzer (``None`` unless the sparse mode is ``"lexical"``)."""
         self.batch_size = batch_size
         self.query_instruction = query_instruction  # as given: None is the model's default
         self.query_prefix = spec.query_prefix(query_instruction)
@@ -228,6 +246,7 @@ class GteEncoder:
         self._pad_id = 0
         self._prompt_cache: dict[str, list[int]] = {}
         self._lexical: LexicalWeighter | None = None
+        self._words: WordAnalyzer | None = None
         self._special: tuple[list[int], list[int]] = ([], [])
         self._drop_ids: set[int] = set()
         self._cache: dict[str, OrderedDict[str, tuple[npt.NDArray[np.float32], SparseVector | None, int]]] = {
@@ -273,9 +292,15 @@ class GteEncoder:
             specials = {tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id,
                         tokenizer.sep_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id}
             self._drop_ids = {int(i) for i in specials if i is not None}
-            if self.sparse_mode == "lexical":
-                vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-                self._lexical = LexicalWeighter(vocabulary_mask(vocab, tokenizer.all_special_ids))
+            if self.analyzer is not None:
+                a = self.analyzer
+                if a.kind == "tokens":
+                    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+                    keep = vocabulary_mask(vocab, tokenizer.all_special_ids)
+                    self._lexical = LexicalWeighter(keep, k1=a.k1, b=a.b, avgdl=a.resolved_avgdl)
+                else:
+                    self._words = WordAnalyzer(a)
+                    self._lexical = LexicalWeighter(None, k1=a.k1, b=a.b, avgdl=a.resolved_avgdl)
             pad_id = tokenizer.pad_token_id
             self._pad_id = int(pad_id if pad_id is not None else (tokenizer.eos_token_id or 0))
             self._offsets = bool(getattr(tokenizer, "is_fast", False))
@@ -441,7 +466,13 @@ class GteEncoder:
                 assert self._lexical is not None
                 weigh = self._lexical.query if role == "query" else self._lexical.document
                 # the whole text, past truncation too, as before: the index sees every term
-                sparse = [weigh(ids[n:]) for ids, n in zip(full_ids, n_prompt)]
+                if self._words is not None:
+                    words = self._words
+                    sparse = [
+                        weigh(words.term_ids(t if isinstance(t, str) else t.span_text)) for t in items
+                    ]
+                else:
+                    sparse = [weigh(ids[n:]) for ids, n in zip(full_ids, n_prompt)]
         out = EncodeOutput(
             dense=dense,
             sparse=sparse,
@@ -496,7 +527,8 @@ class GteEncoder:
             ids: Token ids of the run (specials among them are dropped in learned mode).
             weights: Learned mode: the token weights at the same positions (a slice of
                 :attr:`EncodeOutput.token_weights`); ids with weight <= 0 are dropped and a
-                repeated id keeps its largest weight. Ignored in lexical mode.
+                repeated id keeps its largest weight. Ignored in lexical mode (with the
+                ``word`` analyzer the run is decoded back to text and analysed).
             role: Lexical mode: ``"document"`` (saturated term frequencies) or ``"query"``.
 
         Raises:
@@ -508,6 +540,11 @@ class GteEncoder:
         if self.sparse_mode == "lexical":
             assert self._lexical is not None
             weigh = self._lexical.query if role == "query" else self._lexical.document
+            if self._words is not None:
+                assert self._tok is not None
+                with self._tok.hold() as tok:
+                    text = tok.decode([int(i) for i in ids], skip_special_tokens=True)
+                return weigh(self._words.term_ids(text))
             return weigh([int(i) for i in ids])
         if weights is None:
             raise ConfigError(
@@ -528,7 +565,7 @@ class GteEncoder:
     def __repr__(self) -> str:
         return (
             f"GteEncoder(model={self.model_name!r}, dimension={self.dimension}, max_length={self.max_length}, "
-            f"sparse={self.sparse_mode!r}, device={str(self.device)!r}, dtype={self.precision.name!r})"
+            f"sparse={self.sparse_mode!r}{f', analyzer={self.analyzer.describe()!r}' if self.analyzer else ''}, device={str(self.device)!r}, dtype={self.precision.name!r})"
         )
 
     # ------------------------------------------------------------------ internals

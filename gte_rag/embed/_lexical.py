@@ -1,10 +1,13 @@
-"""BM25-style term weights from a model's own tokenizer.
+"""BM25-style term weights over the terms of an analyzer (see ``_analyzers``).
 
-Used as the sparse half of hybrid search for checkpoints without the mGTE token head.
+Used as the sparse half of hybrid search for checkpoints without the mGTE token head: the
+terms are the model's word pieces (``tokens`` analyzer, filtered by a vocabulary mask) or
+the hashed ids of analysed words (``word`` analyzer, no mask).
 Document side: saturated term frequency ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``;
 query side: weight 1 per unique term. Qdrant applies IDF at query time (the collection's
 sparse vector is created with the IDF modifier), so the dot product of the two equals BM25.
-``k1``, ``b`` and ``avgdl`` are the textbook defaults, not tuned to any collection.
+``k1`` and ``b`` are the textbook defaults; ``avgdl`` is in the analyzer's units (see
+:data:`~gte_rag.embed.DEFAULT_WORD_AVGDL`); none is tuned to any collection.
 """
 
 from __future__ import annotations
@@ -17,34 +20,35 @@ import numpy as np
 import numpy.typing as npt
 
 from .._types import SparseVector
+from ._analyzers import DEFAULT_B, DEFAULT_K1, DEFAULT_TOKEN_AVGDL
 
 __all__ = ["DEFAULT_AVGDL", "DEFAULT_B", "DEFAULT_K1", "LexicalWeighter"]
 
-DEFAULT_K1 = 1.2
-DEFAULT_B = 0.75
-DEFAULT_AVGDL = 256.0
+DEFAULT_AVGDL = DEFAULT_TOKEN_AVGDL
+"""The ``tokens`` analyzer's assumed mean length in word pieces (kept under its old name)."""
 
 
 @dataclass(frozen=True)
 class LexicalWeighter:
-    """Turns token ids into BM25-style sparse vectors.
+    """Turns term ids into BM25-style sparse vectors.
 
     Args:
         keep: Boolean mask over the vocabulary: which token ids count as terms
-            (special tokens and pure punctuation pieces are dropped).
+            (special tokens and pure punctuation pieces are dropped); ``None``: every id
+            counts (the ``word`` analyzer has already chosen its terms).
         k1: Term-frequency saturation.
         b: Length normalisation strength.
         avgdl: Assumed average document length in terms.
     """
 
-    keep: npt.NDArray[np.bool_]
+    keep: npt.NDArray[np.bool_] | None = None
     k1: float = DEFAULT_K1
     b: float = DEFAULT_B
     avgdl: float = DEFAULT_AVGDL
 
     def document(self, token_ids: Sequence[int]) -> SparseVector:
         """Sparse vector of a document: saturated term frequencies."""
-        terms = [t for t in token_ids if 0 <= t < len(self.keep) and self.keep[t]]
+        terms = self._terms(token_ids)
         if not terms:
             return SparseVector()
         counts = Counter(terms)
@@ -55,8 +59,14 @@ class LexicalWeighter:
 
     def query(self, token_ids: Sequence[int]) -> SparseVector:
         """Sparse vector of a query: one unit weight per unique term."""
-        terms = sorted({t for t in token_ids if 0 <= t < len(self.keep) and self.keep[t]})
+        terms = sorted(set(self._terms(token_ids)))
         return SparseVector(tuple(terms), (1.0,) * len(terms))
+
+    def _terms(self, token_ids: Sequence[int]) -> list[int]:
+        keep = self.keep
+        if keep is None:
+            return list(token_ids)
+        return [t for t in token_ids if 0 <= t < len(keep) and keep[t]]
 
 
 def vocabulary_mask(tokens: Sequence[str | None], special_ids: Sequence[int]) -> npt.NDArray[np.bool_]:

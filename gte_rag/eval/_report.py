@@ -28,6 +28,9 @@ REPORTED_PACKAGES: tuple[str, ...] = (
     "llama-index-core",
     "numpy",
     "ir-measures",
+    "PyStemmer",  # the word analyzer's stemmers, stopword lists and word classes: they decide its terms
+    "stop-words",
+    "regex",
 )
 """Distributions whose installed version :func:`run_metadata` records."""
 

@@ -74,7 +74,8 @@ class TokenChunker:
         """Chunks of several texts (one tokenizer call for all)."""
         if not texts:
             return []
-        if hasattr(self.tokenizer, "tokenize") and hasattr(self.tokenizer, "document_token_budget"):
+        # an encoder (local, or remote with a tokenizer): checked on the class, so no property runs
+        if callable(getattr(self.tokenizer, "tokenize", None)) and hasattr(type(self.tokenizer), "document_token_budget"):
             tokenized = self.tokenizer.tokenize(list(texts))
             return [self._split(t, list(tok.offsets), tok) for t, tok in zip(texts, tokenized)]
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)

@@ -8,7 +8,9 @@ therefore decided in one place.
 The logic is written once, as generators that yield store operations (``retrieve``,
 ``delete``, ``upsert``, ``scroll``) and receive their results; :meth:`Ingestor.ingest`
 runs them against the sync store and :meth:`Ingestor.aingest` against the async one
-(encoding in a worker thread), so the two cannot drift apart.
+(encoding in a worker thread), so the two cannot drift apart. Upserts are pipelined with
+encoding: a batch is written (in a worker thread, or a task) while the next one is
+encoded; the store still gets one call at a time, in order.
 
 Documents replace their previous version: before a changed document's chunks are
 written, its points that the new version does not have are deleted. A document whose
@@ -34,6 +36,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -41,8 +44,7 @@ import numpy as np
 from qdrant_client import models
 
 from .._batching import iter_batch
-from .._types import SparseVector
-from ..embed import GteEncoder
+from .._types import SparseVector, TextEncoder
 from ..errors import ConfigError, InputTypeError
 from ..qdrant import (
     DOCUMENT_KIND,
@@ -297,7 +299,7 @@ class Ingestor:
 
     def __init__(
         self,
-        encoder: GteEncoder,
+        encoder: TextEncoder,
         store: QdrantStore | None = None,
         *,
         async_store: AsyncQdrantStore | None = None,
@@ -374,13 +376,34 @@ class Ingestor:
             raise ConfigError("this Ingestor has no sync store; use the async method or pass store=")
         start = time.perf_counter()
         result: Any = None
-        while True:
-            done, op = _advance(ops, result)
-            if done:
-                break
-            t = time.perf_counter()
-            result = _apply_sync(store, op)
-            stats.store_seconds += time.perf_counter() - t
+        # pipelined: an upsert runs in a worker thread while the next batch is encoded here;
+        # the store still sees one call at a time, in order (the next call waits for it)
+        pending: Future[float] | None = None
+        # inside using_shard() (Edge) this thread holds the shard: a worker's upsert would wait
+        # behind a close() pending on another thread, which waits for this thread -- run inline
+        holds = getattr(store.backend, "holds_claim", None)
+        inline = bool(holds()) if callable(holds) else False
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gte-rag-upsert") as pool:
+            while True:
+                try:
+                    done, op = _advance(ops, result)
+                except BaseException:
+                    if pending is not None:  # encoding failed while an upsert ran: keep its error
+                        error, pending = pending.exception(), None
+                        if error is not None:
+                            raise error  # chained: the encoding error is its __context__
+                    raise
+                if pending is not None:
+                    stats.store_seconds += pending.result()  # an upsert's error is raised here
+                    pending = None
+                if done:
+                    break
+                if op[0] == "upsert" and not inline:
+                    pending, result = pool.submit(_timed_sync, store, op), None
+                    continue
+                t = time.perf_counter()
+                result = _apply_sync(store, op)
+                stats.store_seconds += time.perf_counter() - t
         stats.total_seconds = time.perf_counter() - start
         logger.info("Ingest: %s", stats.summary())
 
@@ -390,13 +413,35 @@ class Ingestor:
             raise ConfigError("this Ingestor has no async store; use the sync method or pass async_store=")
         start = time.perf_counter()
         result: Any = None
-        while True:
-            done, op = await asyncio.to_thread(_advance, ops, result)
-            if done:
-                break
-            t = time.perf_counter()
-            result = await _apply_async(store, op)
-            stats.store_seconds += time.perf_counter() - t
+        pending: asyncio.Task[float] | None = None  # pipelined as in _run_sync
+        try:
+            while True:
+                try:
+                    done, op = await asyncio.to_thread(_advance, ops, result)
+                except BaseException:
+                    if pending is not None:  # encoding failed while an upsert ran: keep its error
+                        task, pending = pending, None
+                        await asyncio.wait([task])
+                        error = None if task.cancelled() else task.exception()
+                        if error is not None:
+                            raise error  # chained: the encoding error is its __context__
+                    raise
+                if pending is not None:
+                    stats.store_seconds += await pending
+                    pending = None
+                if done:
+                    break
+                if op[0] == "upsert":
+                    pending, result = asyncio.ensure_future(_timed_async(store, op)), None
+                    continue
+                t = time.perf_counter()
+                result = await _apply_async(store, op)
+                stats.store_seconds += time.perf_counter() - t
+        finally:
+            if pending is not None:  # never leave a write running (or its error unretrieved) behind an error
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()
         stats.total_seconds = time.perf_counter() - start
         logger.info("Ingest: %s", stats.summary())
 
@@ -424,7 +469,7 @@ class Ingestor:
             stats.chunk_seconds += time.perf_counter() - t0
             return out
         texts = [d.text for d in docs]
-        tokens = self.encoder.tokenize(texts)
+        tokens = self.long_doc.encoder.tokenize(texts)  # a long-document encoder's encoder tokenizes
         long = [i for i, tok in enumerate(tokens) if self.long_doc.exceeds_window(len(tok.ids))]
         long_set = set(long)
         short = [i for i in range(len(docs)) if i not in long_set]
@@ -719,6 +764,20 @@ def _advance(ops: _Gen, value: Any) -> tuple[bool, _Op]:
 def _op(method: str, *args: Any, **kwargs: Any) -> _Op:
     """A store call for a driver to make: the same method name on the sync and the async store."""
     return method, args, kwargs
+
+
+def _timed_sync(store: QdrantStore, op: _Op) -> float:
+    """Run a store call (in the upsert worker); returns its seconds."""
+    t = time.perf_counter()
+    _apply_sync(store, op)
+    return time.perf_counter() - t
+
+
+async def _timed_async(store: AsyncQdrantStore, op: _Op) -> float:
+    """Async twin of :func:`_timed_sync`."""
+    t = time.perf_counter()
+    await _apply_async(store, op)
+    return time.perf_counter() - t
 
 
 def _apply_sync(store: QdrantStore, op: _Op) -> Any:

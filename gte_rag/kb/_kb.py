@@ -31,12 +31,13 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from qdrant_client import models
 
 from .._runtime import warn_external
-from ..embed import DEFAULT_MODEL, GteEncoder
+from .._types import TextEncoder, can_tokenize
+from ..embed import DEFAULT_MODEL, Analyzer, GteEncoder, legacy_token_analyzer
 from ..errors import CollectionMismatchError, ConfigError, ModelLoadError, StoreError
 from ..models import checkpoint_identity, resolve_checkpoint
 from ..qdrant import (
@@ -50,6 +51,7 @@ from ..qdrant import (
     HybridConfig,
     QdrantStore,
     SearchHit,
+    StorageConfig,
     StoredPoint,
     node_point_id,
     open_async_store,
@@ -59,6 +61,7 @@ from ..qdrant import (
 from ..qdrant._layout import PayloadIndexType
 from ._chunking import TokenChunker
 from ._files import Source, read_source
+from ._storage import akeep_indexed, keep_indexed, resolve_storage, warn_if_unindexed
 from ._ingest import (
     CHUNK_COUNT_FIELD,
     DEFAULT_INGEST_BATCH,
@@ -69,9 +72,14 @@ from ._ingest import (
     as_source_documents,
 )
 
+if TYPE_CHECKING:
+    from ..longdoc import LongDocSource
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_COLLECTION", "DocumentStrategy", "KnowledgeBase", "LongDocsSetting", "encoder_record"]
+__all__ = [
+    "DEFAULT_COLLECTION", "DocumentStrategy", "KnowledgeBase", "LongDocsSetting", "encoder_record", "recorded_analyzer",
+]
 
 DocumentStrategy = Literal["groups", "maxsim", "two_stage"]
 """How :meth:`KnowledgeBase.search_documents` finds documents (see there)."""
@@ -98,7 +106,7 @@ class _ThreadedBackend(AsyncEdgeBackend):
         self.engine = getattr(sync, "engine", "edge")
 
 
-def encoder_record(encoder: GteEncoder) -> dict[str, Any]:
+def encoder_record(encoder: TextEncoder) -> dict[str, Any]:
     """What a collection records about the encoder that writes it (JSON values).
 
     ``model`` is how to load it again: the hub id for models asked for by name, the
@@ -106,10 +114,13 @@ def encoder_record(encoder: GteEncoder) -> dict[str, Any]:
     A remote encoder (:class:`gte_rag.remote.RemoteEncoder`) gives its own record
     (``remote:<protocol>:<model>``; never its URL's credentials or API key).
     """
-    if not isinstance(encoder, GteEncoder) and hasattr(encoder, "encoder_record"):
+    if not isinstance(encoder, GteEncoder):
+        if not hasattr(encoder, "encoder_record"):
+            raise ConfigError(f"encoder must be a gte_rag GteEncoder or RemoteEncoder, got {type(encoder).__name__}")
         remote: dict[str, Any] = encoder.encoder_record()
         return remote
     name = encoder.checkpoint.name
+    analyzer: Analyzer | None = getattr(encoder, "analyzer", None)
     ref = str(Path(name).expanduser().resolve()) if Path(name).expanduser().is_dir() else name
     return {
         "model": ref,
@@ -123,7 +134,32 @@ def encoder_record(encoder: GteEncoder) -> dict[str, Any]:
         "document_prefix": encoder.document_prefix,
         "sparse": encoder.sparse_mode,
         "precision": encoder.precision.name,
+        **({"analyzer": analyzer.record()} if analyzer is not None else {}),
     }
+
+
+def recorded_analyzer(layout: CollectionLayout | None) -> dict[str, Any] | None:
+    """The analyzer a stored collection's lexical vectors were made with (``None``: not lexical).
+
+    A lexical collection recorded before analyzers existed (sparse vector with IDF, no
+    ``analyzer`` in its record) was built with the model's word pieces: that is what it gets.
+    """
+    if layout is None or not layout.sparse_idf:
+        return None
+    found = layout.encoder_settings.get("analyzer")
+    return dict(found) if isinstance(found, Mapping) else legacy_token_analyzer().record()
+
+
+def _merge_recorded(recorded: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Encoder options: the recorded ones, then the caller's on top.
+
+    The recorded analyzer is dropped when the caller turns lexical sparse output off
+    (``sparse="none"`` or ``"learned"``): it would be refused without lexical output.
+    """
+    merged = {**recorded, **options}
+    if "analyzer" not in options and merged.get("sparse") in ("none", "learned"):
+        merged.pop("analyzer", None)
+    return merged
 
 
 def _validate_int(name: str, value: Any, *, minimum: int, allow_none: bool = True) -> None:
@@ -154,17 +190,21 @@ class KnowledgeBase:
         model: Embedding model name or checkpoint directory. ``None``: the model the
             collection was built with (recorded in it), or the default model for a new one.
         collection: Collection name.
-        encoder: A ready :class:`GteEncoder` to share (instead of ``model``), or an object
-            with its interface (``encode``, ``dimension``, ``has_sparse``, ``sparse_mode``,
-            ``model_name``), such as :class:`gte_rag.remote.RemoteEncoder`; one without
-            ``tokenize`` / ``document_token_budget`` needs ``chunk_size=0``.
+        encoder: A ready :class:`GteEncoder` to share (instead of ``model``), or any
+            :class:`~gte_rag.embed.TextEncoder`, such as :class:`gte_rag.remote.RemoteEncoder`.
+            A remote encoder that tokenizes (TEI ``/tokenize``, or ``tokenizer=`` given) chunks
+            and stores long documents as a local one does; one that does not needs
+            ``chunk_size=0``. Reopening a collection written through a service rebuilds its
+            encoder from the record (URL, options, the API key's environment variable; never the
+            key); ``encoder_options`` override the record (``{"url": ..., "api_key": ...}``).
         hybrid: Default query mode, fusion and weights.
         chunk_size: Tokens per chunk; ``None``: the model's window (after its special
             tokens and document prompt), at most 512. ``0`` stores each document as one point.
         chunk_overlap: Tokens shared by consecutive chunks; ``None``: one eighth of the chunk.
         api_key: Server API key.
-        store_options: Passed to :func:`gte_rag.qdrant.open_store` (``prefer_grpc``,
-            ``shard_number``, ``replication_factor``, ``on_disk``, ``quantization_config``...).
+        store_options: Passed to :func:`gte_rag.qdrant.open_store` (``prefer_grpc``, and for
+            a URL only ``shard_number``, ``replication_factor``, ``write_consistency_factor``,
+            ``quantization_config``...).
         encoder_options: Passed to :class:`GteEncoder` (``device``, ``dtype``, ``dimension``...).
         ingest_batch_size: Chunks encoded and upserted per step.
         long_docs: How documents longer than one window are stored. ``None`` (default):
@@ -181,6 +221,13 @@ class KnowledgeBase:
             ``context_mix``), plus ``max_multivector_floats``: the most floats in one
             document point (Qdrant's cap, 1,048,576, by default; more chunk vectors make
             several parts). Recorded with a new collection and reused on reopening.
+        storage: Memory, disk and index settings of the vectors
+            (:class:`~gte_rag.qdrant.StorageConfig`: int8 quantization with rescoring,
+            on-disk originals, float16, HNSW ``m`` / ``ef_construct`` / search ``ef``, the
+            automatic index build), the same on Qdrant Edge and on servers. Recorded with a
+            new collection; ``None`` reopens with the recorded settings. Server-only settings
+            (``shard_number``, ``replication_factor``, ``write_consistency_factor``) go in
+            ``store_options`` with a URL.
 
     Raises:
         ConfigError: an option is invalid (checked before anything is opened or created).
@@ -202,7 +249,7 @@ class KnowledgeBase:
         *,
         model: str | Path | None = None,
         collection: str = DEFAULT_COLLECTION,
-        encoder: GteEncoder | None = None,
+        encoder: TextEncoder | None = None,
         hybrid: HybridConfig | None = None,
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
@@ -212,8 +259,11 @@ class KnowledgeBase:
         ingest_batch_size: int = DEFAULT_INGEST_BATCH,
         long_docs: LongDocsSetting | None = None,
         long_doc_options: Mapping[str, Any] | None = None,
+        storage: StorageConfig | None = None,
     ) -> None:
         # -- every option is checked before anything is opened, loaded or created
+        if storage is not None and not isinstance(storage, StorageConfig):
+            raise ConfigError(f"storage must be a gte_rag StorageConfig, got {type(storage).__name__}")
         if long_docs is not None and long_docs not in _LONG_DOCS:
             raise ConfigError(f"long_docs={long_docs!r} is not valid; choose None or one of {list(_LONG_DOCS)}")
         if long_doc_options is not None and not isinstance(long_doc_options, Mapping):
@@ -258,6 +308,7 @@ class KnowledgeBase:
                 )
             self.chunker = self._make_chunker(chunk_size, chunk_overlap)
             record = encoder_record(self.encoder)
+            self._check_analyzer(record)
             layout = CollectionLayout(
                 collection,
                 dense_size=self.encoder.dimension,
@@ -271,36 +322,50 @@ class KnowledgeBase:
                 record[LONG_DOCS_RECORD] = {**self.long_doc.settings(), MULTIVECTOR_FLOATS_OPTION: self.multivector_floats}
             from dataclasses import replace
 
-            self.layout = replace(layout, encoder=record)
+            self.storage = resolve_storage(storage, self._recorded, location)
+            self.layout = replace(layout, encoder=record, storage=self.storage)
             # the backend was opened for the probe layout: bind it to the real one
             self.store.backend.layout = self.layout
             self.store.ensure_collection()
+            warn_if_unindexed(self.store, self.storage)
         except BaseException:
             self.store.close()  # release the shard (and any temporary directory)
             raise
         self.ingest_batch_size = ingest_batch_size
 
     # ------------------------------------------------------------------ construction
-    _RECORDED_OPTIONS = ("dimension", "max_length", "query_instruction", "sparse")
+    _RECORDED_OPTIONS = ("dimension", "max_length", "query_instruction", "sparse", "analyzer")
 
-    def _build_encoder(self, model: str | Path | None, options: dict[str, Any]) -> GteEncoder:
+    def _build_encoder(self, model: str | Path | None, options: dict[str, Any]) -> TextEncoder:
         found = self._recorded
         recorded = found.encoder_settings if found is not None else {}
+        if model is None and str(recorded.get("model", "")).startswith("remote:"):
+            from ..remote import RemoteEncoder  # a collection written through a service: connect again
+
+            return RemoteEncoder.from_record(recorded, **options)
         # the recorded settings (dimension, prompts...) apply unless overridden
         recorded_options = {k: recorded[k] for k in self._RECORDED_OPTIONS if k in recorded}
+        analyzer = recorded_analyzer(found)
+        if analyzer is not None:
+            # a query is analysed as the documents were (a collection from before analyzers: word pieces)
+            recorded_options["analyzer"] = analyzer
         if model is not None:
             # the model the collection was built with, named again (maybe from another directory)
             local_only = bool(options.get("local_files_only", False))
             if recorded.get("identity") and checkpoint_identity(
                 resolve_checkpoint(model, local_files_only=local_only)
             ) == recorded["identity"]:
-                options = {**recorded_options, **options}
+                options = _merge_recorded(recorded_options, options)
+            elif not recorded.get("identity") and analyzer is not None:
+                options = _merge_recorded({"analyzer": analyzer}, options)  # recorded by name only
             return GteEncoder(model, **options)
         if recorded.get("model"):
             ref = str(recorded["model"])
-            options = {**recorded_options, **options}
+            options = _merge_recorded(recorded_options, options)
         elif found is not None and found.model_name and not str(found.model_name).startswith("sha256:"):
             ref = str(found.model_name)  # a collection from before encoder settings were recorded
+            if analyzer is not None:
+                options = _merge_recorded({"analyzer": analyzer}, options)
         else:
             return GteEncoder(DEFAULT_MODEL, **options)
         try:
@@ -313,6 +378,29 @@ class KnowledgeBase:
                 "directory is recognised by its fingerprint), or fetch the model.",
                 model_name=ref,
             ) from exc
+
+    def _check_analyzer(self, record: Mapping[str, Any]) -> None:
+        """Refuse an encoder whose lexical analyzer differs from the stored collection's."""
+        expected = recorded_analyzer(self._recorded)
+        if expected is None or record.get("sparse") != "lexical":
+            return  # a new collection, or not lexical (a learned/none mismatch fails on the layout)
+        assert self._recorded is not None
+        stored_identity = self._recorded.encoder_settings.get("identity")
+        if stored_identity and stored_identity != record.get("identity"):
+            return  # another model: the collection check refuses it, naming both models
+        found = record.get("analyzer")
+        if found is not None and Analyzer.parse(found) == Analyzer.parse(expected):
+            return
+        want = Analyzer.parse(expected)
+        raise CollectionMismatchError(
+            f"collection {self.store.layout.collection!r} at {self.location!r} stores lexical sparse vectors made "
+            f"with analyzer {want.describe()!r} ({expected}), but the encoder analyses with "
+            f"{Analyzer.parse(found).describe() if found else None!r} ({found}): its queries would not match the "
+            "stored terms. Fix: leave the analyzer out (the recorded one is used), pass "
+            f"encoder_options={{'analyzer': {want.describe()!r}}}, or store the documents in a new collection "
+            "(collection=...)",
+            collection=self.store.layout.collection, layout_expected=expected, layout_found=found,
+        )
 
     def _model_name_for(self, record: Mapping[str, Any]) -> str:
         """The identity to check the collection against.
@@ -343,12 +431,12 @@ class KnowledgeBase:
             recorded = {"mode": recorded["mode"]} if "mode" in recorded else {}
         self.long_doc: Any = None
         self.multivector_floats = MAX_MULTIVECTOR_FLOATS
-        if not hasattr(self.encoder, "document_token_budget"):
-            # a remote encoder (no local tokenizer or token states): documents are stored whole
+        if not can_tokenize(self.encoder):
+            # a remote encoder without a tokenizer: documents are stored whole
             if long_docs not in (None, "off"):
                 raise ConfigError(
-                    f"long_docs={long_docs!r} needs a local GteEncoder (token windows and states); "
-                    f"{type(self.encoder).__name__} has none. Use long_docs='off' or None"
+                    f"long_docs={long_docs!r} needs an encoder that tokenizes (a GteEncoder, or a RemoteEncoder "
+                    f"over TEI or given tokenizer=); {type(self.encoder).__name__} has none. Use long_docs='off' or None"
                 )
             long_docs = "off"
         if found is None:
@@ -386,7 +474,7 @@ class KnowledgeBase:
         cap = settings.pop(MULTIVECTOR_FLOATS_OPTION, None)
         self.multivector_floats = MAX_MULTIVECTOR_FLOATS if cap is None else int(cap)
         try:
-            self.long_doc = LongDocEncoder(self.encoder, **settings)
+            self.long_doc = LongDocEncoder(cast("LongDocSource", self.encoder), **settings)
         except TypeError as exc:
             raise ConfigError(
                 f"long_doc_options {sorted(options)} are not all LongDocEncoder options: {exc}. Use chunk_tokens, "
@@ -408,10 +496,11 @@ class KnowledgeBase:
     def _make_chunker(self, chunk_size: int | None, chunk_overlap: int | None) -> TokenChunker | None:
         if chunk_size == 0:
             return None
-        if not hasattr(self.encoder, "document_token_budget"):
+        if not can_tokenize(self.encoder):
             raise ConfigError(
                 f"{type(self.encoder).__name__} {self.encoder.model_name!r} has no tokenizer here to chunk by tokens; "
-                "pass chunk_size=0 (each document one point: split long texts before adding them)"
+                "pass chunk_size=0 (each document one point: split long texts before adding them), or give the "
+                "RemoteEncoder tokenizer= (the served model's tokenizer directory or hub id)"
             )
         room = self.encoder.document_token_budget
         size = min(room, DEFAULT_CHUNK_TOKENS) if chunk_size is None else chunk_size
@@ -484,11 +573,15 @@ class KnowledgeBase:
         Re-adding an id replaces the stored version; an unchanged document (same text,
         metadata and chunking) is not encoded again; an empty one removes the old version.
         """
-        return self._ingestor().ingest(as_source_documents(documents), show_progress=show_progress)
+        stats = self._ingestor().ingest(as_source_documents(documents), show_progress=show_progress)
+        keep_indexed(self.store, self.storage)
+        return stats
 
     async def aadd_documents(self, documents: Iterable[Any], *, show_progress: bool = False) -> IngestStats:
         """Async twin of :meth:`add_documents`."""
-        return await self._ingestor(for_async=True).aingest(as_source_documents(documents), show_progress=show_progress)
+        stats = await self._ingestor(for_async=True).aingest(as_source_documents(documents), show_progress=show_progress)
+        await akeep_indexed(self.async_store, self.storage)
+        return stats
 
     def add_files(
         self, paths: Iterable[str | Path], *, source: str | None = None, show_progress: bool = False
@@ -514,6 +607,7 @@ class KnowledgeBase:
         total = IngestStats()
         for src in _read_sources(paths, source):
             total = total + self._ingestor().ingest(src.documents, show_progress=show_progress, source=src.name)
+        keep_indexed(self.store, self.storage)
         return total
 
     async def aadd_files(
@@ -525,15 +619,20 @@ class KnowledgeBase:
             total = total + await self._ingestor(for_async=True).aingest(
                 src.documents, show_progress=show_progress, source=src.name
             )
+        await akeep_indexed(self.async_store, self.storage)
         return total
 
     def write(self, records: Sequence[ChunkRecord]) -> list[str]:
         """Write prepared chunk records as they are (the LlamaIndex store's path); returns their ids."""
-        return self._ingestor().write(records)
+        ids = self._ingestor().write(records)
+        keep_indexed(self.store, self.storage)
+        return ids
 
     async def awrite(self, records: Sequence[ChunkRecord]) -> list[str]:
         """Async twin of :meth:`write`."""
-        return await self._ingestor(for_async=True).awrite(records)
+        ids = await self._ingestor(for_async=True).awrite(records)
+        await akeep_indexed(self.async_store, self.storage)
+        return ids
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         """Delete every chunk of these documents (and their document points)."""
@@ -672,7 +771,7 @@ class KnowledgeBase:
         doc_ids: Sequence[str] | None = None,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
-        """The query core: many queries, one encoder pass, one Qdrant request each, best first.
+        """The query core: many queries, one encoder pass, ONE batched Qdrant request, best first.
 
         Args:
             texts: Query texts (an entry may be ``None`` when its dense vector is given
@@ -692,7 +791,10 @@ class KnowledgeBase:
         config = self._resolve(hybrid, mode, fusion, alpha)
         flt = self.id_filter(filter, node_ids=node_ids, doc_ids=doc_ids)
         prepared = self._prepare(texts, dense, top_k=top_k, config=config, filter=flt, show_progress=show_progress)
-        return [self.store.query(p.dense, p.sparse, top_k=p.top_k, hybrid=p.hybrid, filter=p.filter) for p in prepared]
+        if len(prepared) == 1:
+            p = prepared[0]
+            return [self.store.query(p.dense, p.sparse, top_k=p.top_k, hybrid=p.hybrid, filter=p.filter)]
+        return self.store.query_many(*_vectors_of(prepared, config), top_k=top_k, hybrid=config, filter=flt)
 
     async def asearch(
         self,
@@ -716,7 +818,10 @@ class KnowledgeBase:
             self._prepare, texts, dense, top_k=top_k, config=config, filter=flt, show_progress=show_progress
         )
         store = self.async_store
-        return [await store.query(p.dense, p.sparse, top_k=p.top_k, hybrid=p.hybrid, filter=p.filter) for p in prepared]
+        if len(prepared) == 1:
+            p = prepared[0]
+            return [await store.query(p.dense, p.sparse, top_k=p.top_k, hybrid=p.hybrid, filter=p.filter)]
+        return await store.query_many(*_vectors_of(prepared, config), top_k=top_k, hybrid=config, filter=flt)
 
     def query(
         self,
@@ -746,7 +851,7 @@ class KnowledgeBase:
         hybrid: HybridConfig | None = None,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
-        """:meth:`query` for many queries, encoded in batches."""
+        """:meth:`query` for many queries: encoded in batches, searched in ONE batched Qdrant request."""
         return self.search(texts, top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid, show_progress=show_progress)
 
     async def aquery(
@@ -968,6 +1073,13 @@ class KnowledgeBase:
 
     def __repr__(self) -> str:
         return f"KnowledgeBase(location={self.location!r}, collection={self.layout.collection!r}, encoder={self.encoder!r})"
+
+
+def _vectors_of(prepared: Sequence[_Prepared], config: HybridConfig) -> tuple[list[Any] | None, list[Any] | None]:
+    """The dense and the sparse query vectors of a batch (``None`` for a branch the mode skips)."""
+    dense = None if config.mode == "sparse" else [p.dense for p in prepared]
+    sparse = None if config.mode == "dense" else [p.sparse for p in prepared]
+    return dense, sparse
 
 
 def _position(hit: SearchHit) -> tuple[str, int, int | None] | None:

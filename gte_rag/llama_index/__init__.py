@@ -13,6 +13,7 @@ from ._longdoc import (
     GteTwoStageRetriever,
     Passage,
 )
+from ._memory import GteMemoryBlock, LLMFactExtractor
 from ._multistage import GteMultiStageReranker, RerankStage
 from ._remote_embedding import GteRemoteEmbedding, GteRemoteSparseEmbedding
 from ._remote_reranker import RemoteReranker
@@ -29,6 +30,7 @@ __all__ = [
     "GteLongDocQueryEngine",
     "GteLongDocRetriever",
     "GteMaxSimRetriever",
+    "GteMemoryBlock",
     "GteMultiStageReranker",
     "GteRemoteEmbedding",
     "GteRemoteSparseEmbedding",
@@ -36,6 +38,7 @@ __all__ = [
     "GteSparseEmbedding",
     "GteTwoStageRetriever",
     "GteVectorStore",
+    "LLMFactExtractor",
     "Passage",
     "RemoteReranker",
     "RerankStage",

@@ -71,6 +71,10 @@ class GteRemoteEmbedding(_RemoteHooks, BaseEmbedding):
     settings: dict[str, Any] = Field(default_factory=dict, description="gte_rag.remote.RemoteSettings fields (timeouts, retries...).")
     on_empty: EmptyPolicy = Field(default="encode", description="'encode' sends empty texts, 'raise' rejects them.")
     embed_batch_size: int = Field(default=2048, gt=0, description="Texts handed to the encoder per call (it batches them itself).")
+    max_length: int | None = Field(default=None, gt=1, description="Tokens per input the service reads; None: TEI's /info.")
+    sparse_head: str | None = Field(
+        default=None, description="Local directory of the served mGTE checkpoint: its token head weighs TEI /embed_all states."
+    )
 
     _encoder: RemoteEncoder = PrivateAttr()
 
@@ -90,7 +94,7 @@ class GteRemoteEmbedding(_RemoteHooks, BaseEmbedding):
             query_prompt_name=self.query_prompt_name, document_prompt_name=self.document_prompt_name,
             sparse=self.sparse, truncate=self.truncate, truncation_direction=self.truncation_direction,
             normalize=self.normalize, encoding_format=self.encoding_format, batch_size=self.batch_size,
-            settings=self.settings, on_empty=self.on_empty,
+            settings=self.settings, on_empty=self.on_empty, max_length=self.max_length, sparse_head=self.sparse_head,
         )
 
     @classmethod
@@ -120,7 +124,11 @@ class GteRemoteEmbedding(_RemoteHooks, BaseEmbedding):
 
 
 class GteRemoteSparseEmbedding(_RemoteHooks, BaseSparseEmbedding):
-    """Sparse vectors (token id -> weight) from TEI ``/embed_sparse`` or DashScope, for LlamaIndex."""
+    """Sparse vectors (token id -> weight) from TEI ``/embed_sparse`` or DashScope, for LlamaIndex.
+
+    With ``sparse_head`` (the served mGTE checkpoint's directory), mGTE's learned weights come
+    from TEI's ``/embed_all`` token states and the checkpoint's token head, computed here.
+    """
 
     url: str = Field(description="Service root.")
     protocol: str = Field(default="tei", description="'tei' (a SPLADE-style server) or 'dashscope'.")
@@ -131,6 +139,11 @@ class GteRemoteSparseEmbedding(_RemoteHooks, BaseSparseEmbedding):
     settings: dict[str, Any] = Field(default_factory=dict, description="gte_rag.remote.RemoteSettings fields.")
     on_empty: EmptyPolicy = Field(default="encode", description="'encode' sends empty texts, 'raise' rejects them.")
     embed_batch_size: int = Field(default=2048, gt=0, description="Texts handed to the encoder per call.")
+    sparse_head: str | None = Field(
+        default=None,
+        description="Local directory of the served mGTE checkpoint: learned weights from TEI /embed_all states "
+        "and its token head, instead of /embed_sparse.",
+    )
 
     _encoder: RemoteEncoder = PrivateAttr()
 
@@ -144,8 +157,8 @@ class GteRemoteSparseEmbedding(_RemoteHooks, BaseSparseEmbedding):
         super().__init__(**data)
         self._encoder = encoder if encoder is not None else RemoteEncoder(
             self.url, protocol=self.protocol, model_name=self.model_name or None, api_key=api_key, api_key_env=self.api_key_env,
-            query_instruction=self.query_instruction, sparse=True, batch_size=self.batch_size, settings=self.settings,
-            on_empty=self.on_empty,
+            query_instruction=self.query_instruction, sparse=None if self.sparse_head else True, batch_size=self.batch_size,
+            settings=self.settings, on_empty=self.on_empty, sparse_head=self.sparse_head,
         )
 
     @classmethod

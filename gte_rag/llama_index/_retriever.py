@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle
@@ -66,6 +68,25 @@ class GteHybridRetriever(BaseRetriever):
             query_bundle.query_str, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
         )
         return hits_to_nodes(hits)
+
+    def retrieve_many(self, queries: Sequence[str | QueryBundle]) -> list[list[NodeWithScore]]:
+        """The batch path: many queries in ONE encoder pass and ONE batched Qdrant request.
+
+        Returns one list of nodes per query, in the order of ``queries``.
+        """
+        texts = [q.query_str if isinstance(q, QueryBundle) else q for q in queries]
+        results = self.knowledge_base.search(
+            texts, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
+        )
+        return [hits_to_nodes(hits) for hits in results]
+
+    async def aretrieve_many(self, queries: Sequence[str | QueryBundle]) -> list[list[NodeWithScore]]:
+        """Async twin of :meth:`retrieve_many`."""
+        texts = [q.query_str if isinstance(q, QueryBundle) else q for q in queries]
+        results = await self.knowledge_base.asearch(
+            texts, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
+        )
+        return [hits_to_nodes(hits) for hits in results]
 
     def __repr__(self) -> str:
         return f"GteHybridRetriever(top_k={self.similarity_top_k}, hybrid={self.hybrid!r})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode, MetadataMode
@@ -28,7 +28,10 @@ from ..kb import ChunkRecord, KnowledgeBase
 from ..kb._ingest import WRITE_PATH_FIELDS
 from ..qdrant import SearchHit, StoredPoint, is_document_point, node_point_id
 from ..qdrant._points import RESERVED_PAYLOAD_KEYS
+from ..embed import GteEncoder
+from ..remote import RemoteEncoder
 from ._embedding import GteEmbedding
+from ._remote_embedding import GteRemoteEmbedding
 from ._filters import to_qdrant_filter
 from ._nodes import hit_to_node
 
@@ -114,13 +117,17 @@ class GteVectorStore(BasePydanticVectorStore):
         return self._kb
 
     @property
-    def embed_model(self) -> GteEmbedding:
-        """A :class:`GteEmbedding` sharing this store's encoder (pass it to ``VectorStoreIndex``).
+    def embed_model(self) -> GteEmbedding | GteRemoteEmbedding:
+        """A :class:`GteEmbedding` sharing this store's encoder (pass it to ``VectorStoreIndex``);
+        a :class:`GteRemoteEmbedding` when the knowledge base embeds through a service.
 
         It embeds empty or whitespace-only nodes as the model does (``on_empty="encode"``),
         so one empty node does not abort an ingest; the store keeps them under their ids.
         """
-        return GteEmbedding.from_encoder(self._kb.encoder, on_empty="encode")
+        encoder = self._kb.encoder
+        if isinstance(encoder, RemoteEncoder):
+            return GteRemoteEmbedding(encoder=encoder, on_empty="encode")
+        return GteEmbedding.from_encoder(cast("GteEncoder", encoder), on_empty="encode")
 
     # ------------------------------------------------------------------ add
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:

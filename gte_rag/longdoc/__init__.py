@@ -10,7 +10,7 @@ chunk and a multivector of the chunk vectors per document.
 
 from __future__ import annotations
 
-from ._encoder import LongDocEncoder
+from ._encoder import LongDocEncoder, LongDocSource
 from ._segment import Edge, Segment, segment
 from ._settings import DEFAULT_LONG_DOC, SpanPooling
 from ._types import LateChunk, LongDocEncoding, LongDocMode
@@ -23,6 +23,7 @@ __all__ = [
     "LongDocEncoder",
     "LongDocEncoding",
     "LongDocMode",
+    "LongDocSource",
     "Segment",
     "SpanPooling",
     "best_window",

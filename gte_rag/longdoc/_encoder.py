@@ -23,27 +23,78 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from .._batching import progress
-from .._types import SparseVector
+from .._types import SparseVector, TokenizingEncoder
 from ..embed._tokens import TokenizedText, check_strs
+from ..errors import ConfigError
 from ..models import Architecture, Pooling
-from ._segment import MAX_FRACTION, Segment, segment
+from ._segment import MAX_FRACTION, Edge, Segment, edge_strengths, segment
 from ._settings import LongDocSettings, SpanPooling, resolve_settings
 from ._types import LateChunk, LongDocEncoding, LongDocMode
 from ._windows import best_window, plan_windows
 
 if TYPE_CHECKING:
-    from ..embed import EncodeOutput, GteEncoder
+    from ..embed import EncodeOutput
 
-__all__ = ["LongDocEncoder"]
+__all__ = ["LongDocEncoder", "LongDocSource"]
 
 STATE_BUDGET_FLOATS = 1 << 27
 """Most token-state floats (512 MiB of float32) one encoder call returns; windows are sent in groups under it."""
+
+
+class LongDocSource(TokenizingEncoder, Protocol):
+    """What :class:`LongDocEncoder` reads from: a :class:`~gte_rag.embed.GteEncoder`, or a
+    :class:`~gte_rag.remote.RemoteEncoder` that tokenizes (TEI ``/tokenize``, or a local tokenizer;
+    late chunking also needs TEI's ``/embed_all``)."""
+
+    def token_sparse(self, ids: Sequence[int], weights: npt.ArrayLike | None = None, *, role: Any = "document") -> SparseVector: ...
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """The model facts window planning and pooling need, from a local spec or a service."""
+
+    pooling: Pooling
+    causal: bool
+    state_width: int  # floats per token state
+    batch_size: int
+    max_batch_tokens: int
+
+
+def _facts(encoder: LongDocSource, mode: str | None) -> _Facts:
+    spec = getattr(encoder, "spec", None)
+    if spec is not None:  # a local GteEncoder
+        return _Facts(
+            spec.pooling, spec.architecture is Architecture.QWEN2, max(1, int(spec.dim)),
+            int(getattr(encoder, "batch_size", 32)), int(getattr(encoder, "max_batch_tokens", 1 << 16)),
+        )
+    from ..remote._token_support import TOKEN_STATES_BATCH
+
+    states = bool(getattr(encoder, "can_token_states", False))
+    late = mode in ("late", "default") and _resolved_mode(mode) == "late"
+    if late and not states:
+        raise ConfigError(
+            f"late chunking needs token states, which {type(encoder).__name__} {encoder.model_name!r} does not give "
+            "(TEI's /embed_all and /tokenize do); use mode='chunks' or a TEI server"
+        )
+    if late and encoder.has_sparse and getattr(encoder, "token_head", None) is None:
+        raise ConfigError(
+            "late chunking weighs each chunk's sparse vector from its token states with the model's token head; "
+            "create the RemoteEncoder with sparse_head=<the mGTE checkpoint directory>, or with sparse=False"
+        )
+    pooling = getattr(encoder, "pooling") if states else Pooling.MEAN
+    return _Facts(pooling, pooling is Pooling.LAST_TOKEN, 1024, TOKEN_STATES_BATCH, 1 << 30)
+
+
+def _resolved_mode(mode: str) -> str:
+    from ._settings import DEFAULT_LONG_DOC
+
+    return str(DEFAULT_LONG_DOC["mode"]) if mode == "default" else mode
 
 
 @dataclass
@@ -70,7 +121,12 @@ class LongDocEncoder:
 
     Args:
         encoder: The :class:`~gte_rag.embed.GteEncoder` (its model, prompts, sparse mode and
-            ``max_length``); loaded now if it is not yet.
+            ``max_length``); loaded now if it is not yet. Or a
+            :class:`~gte_rag.remote.RemoteEncoder` that tokenizes: late chunking then runs
+            through TEI (windows tokenized by ``/tokenize``, token states from ``/embed_all``,
+            pooled here over each chunk's character span by the same rules), and learned
+            sparse weights come from the same states with the checkpoint's token head
+            (``sparse_head=``).
         mode: ``"truncate"`` (the first window only, embedded as the model does: one chunk,
             ``document_vector`` the same), ``"chunks"`` (each chunk embedded alone),
             ``"late"`` (late chunking) or ``"default"`` (:data:`DEFAULT_LONG_DOC`).
@@ -113,7 +169,7 @@ class LongDocEncoder:
 
     def __init__(
         self,
-        encoder: GteEncoder,
+        encoder: LongDocSource,
         *,
         mode: LongDocMode = "default",
         chunk_tokens: int | None = None,
@@ -127,7 +183,8 @@ class LongDocEncoder:
         budget = encoder.document_token_budget
         self._reserved = encoder.max_length - budget
         self.requested_mode: LongDocMode = mode
-        pooling = encoder.spec.pooling
+        self._facts = _facts(encoder, mode)
+        pooling = self._facts.pooling
         auto: Literal["mean", "last"] = "last" if pooling is Pooling.LAST_TOKEN else "mean"
         self._settings: LongDocSettings = resolve_settings(
             mode=mode,
@@ -152,7 +209,7 @@ class LongDocEncoder:
         self.chunk_max_tokens = min(self.window_capacity, max(self.chunk_tokens, int(self.chunk_tokens * MAX_FRACTION)))
         """Most tokens in one chunk."""
         # a decoder's states see only what is left of them: it ranks windows by left context
-        self.causal = encoder.spec.architecture is Architecture.QWEN2
+        self.causal = self._facts.causal
 
     # ------------------------------------------------------------------ public API
     def settings(self) -> dict[str, Any]:
@@ -262,7 +319,11 @@ class LongDocEncoder:
             if not d.segments:
                 continue
             ranges = [(s.token_start, s.token_end) for s in d.segments]
-            planned = plan_windows(len(d.tok), capacity=self.window_capacity, overlap=self.window_overlap, chunks=ranges)
+            # windows start at word edges where they can: their text then tokenizes alone to the same tokens
+            clean = [e >= Edge.WORD for e in edge_strengths(d.tok)]
+            planned = plan_windows(
+                len(d.tok), capacity=self.window_capacity, overlap=self.window_overlap, chunks=ranges, clean=clean
+            )
             best = [best_window(r, planned, causal=self.causal) for r in ranges]
             used = sorted(set(best))  # a window no chunk is pooled from is not encoded
             renumber = {k: i for i, k in enumerate(used)}
@@ -324,9 +385,10 @@ class LongDocEncoder:
         With a progress bar the groups are one encoder batch each, so the bar moves.
         """
         width = self.window_tokens
-        per_call = max(1, STATE_BUDGET_FLOATS // (width * max(1, self.encoder.spec.dim)))
+        facts = self._facts
+        per_call = max(1, STATE_BUDGET_FLOATS // (width * facts.state_width))
         if show_progress:
-            per_batch = max(1, min(self.encoder.batch_size, self.encoder.max_batch_tokens // width))
+            per_batch = max(1, min(facts.batch_size, facts.max_batch_tokens // width))
             per_call = min(per_call, per_batch)
         for i in range(0, len(jobs), per_call):
             yield jobs[i : i + per_call]

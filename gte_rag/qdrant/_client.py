@@ -8,28 +8,44 @@ indexes (it warns if asked for one), so indexes are only created on servers.
 Local mode is not thread-safe (a query racing with an upsert or a drop can fail inside
 numpy), so the sync backend runs the calls to one local client one at a time. After
 :meth:`ClientBackend.close` every call raises :class:`StoreError` ("store is closed").
+
+Local mode searches by brute force in Python: above :data:`LOCAL_MODE_WARN_POINTS` points
+a collection warns once, naming Qdrant Edge (a directory location) as the fix. Server
+upserts are retried when the server is unreachable or overloaded (point ids are
+deterministic, so a batch written twice is the same batch).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
-from gte_rag.errors import StoreError
+from gte_rag._runtime import warn_external
+from gte_rag._types import SparseVector
+from gte_rag.errors import StoreError, StoreUnavailableError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
-from gte_rag.qdrant._errors import EngineCall, map_store_errors
-from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
+from gte_rag.qdrant._errors import EngineCall, _classify, map_store_errors
+from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType, StorageConfig, with_on_disk
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import QueryPlan
 
-__all__ = ["AsyncClientBackend", "ClientBackend"]
+__all__ = ["AsyncClientBackend", "ClientBackend", "LOCAL_MODE_WARN_POINTS", "UPSERT_RETRIES"]
 
 logger = logging.getLogger(__name__)
+
+LOCAL_MODE_WARN_POINTS = 20_000
+"""qdrant-client local mode warns once when a collection grows past this many points."""
+UPSERT_RETRIES = 4
+"""Server upserts: retries after the first try when the server is unreachable or overloaded."""
+RETRY_BASE_SECONDS = 0.5
+"""Server upserts: the first wait before a retry; each later wait doubles."""
 
 _DISTANCES = {
     "cosine": models.Distance.COSINE,
@@ -61,25 +77,53 @@ def _is_local(client: QdrantClient | AsyncQdrantClient) -> bool:
     return type(inner).__name__ in {"QdrantLocal", "AsyncQdrantLocal"}
 
 
+_DATATYPES = {"float32": models.Datatype.FLOAT32, "float16": models.Datatype.FLOAT16}
+
+
+def _vector_params(
+    storage: StorageConfig, size: int, distance: str, *, on_disk: bool | None, multivector: bool = False
+) -> models.VectorParams:
+    """One dense vector's parameters from the storage vocabulary (as on Edge)."""
+    quantization = None
+    if storage.quantized:
+        quantization = models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=storage.quantile, always_ram=True
+            )
+        )
+    return models.VectorParams(
+        size=size, distance=_DISTANCES[distance], on_disk=storage.on_disk if on_disk is None else on_disk,
+        datatype=_DATATYPES[storage.datatype], quantization_config=quantization,
+        multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+        if multivector else None,
+    )
+
+
+def search_params(storage: StorageConfig) -> models.SearchParams | None:
+    """Search parameters the storage settings ask for (``None``: the server's defaults)."""
+    quantization = None
+    if storage.quantized:
+        quantization = models.QuantizationSearchParams(
+            rescore=storage.rescore, oversampling=None if storage.oversampling is None else float(storage.oversampling)
+        )
+    if quantization is None and storage.hnsw_ef is None:
+        return None
+    return models.SearchParams(hnsw_ef=storage.hnsw_ef, quantization=quantization)
+
+
 def _create_kwargs(layout: CollectionLayout, options: dict[str, Any]) -> dict[str, Any]:
     on_disk = options.get("on_disk")
-    vectors = {
-        layout.dense_name: models.VectorParams(
-            size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=on_disk
-        )
-    }
+    layout = with_on_disk(layout, on_disk)  # recorded as created
+    storage = layout.storage_settings
+    vectors = {layout.dense_name: _vector_params(storage, layout.dense_size, layout.distance, on_disk=on_disk)}
     if layout.document_vector_name is not None:
-        vectors[layout.document_vector_name] = models.VectorParams(
-            size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=on_disk
+        vectors[layout.document_vector_name] = _vector_params(
+            storage, layout.dense_size, layout.distance, on_disk=on_disk
         )
     if layout.multivector_name is not None:
-        vectors[layout.multivector_name] = models.VectorParams(
-            size=int(layout.multivector_size or layout.dense_size),
-            distance=_DISTANCES[layout.distance],
-            on_disk=on_disk,
-            multivector_config=models.MultiVectorConfig(
-                comparator=models.MultiVectorComparator.MAX_SIM
-            ),
+        vectors[layout.multivector_name] = _vector_params(
+            storage, int(layout.multivector_size or layout.dense_size), layout.distance, on_disk=on_disk,
+            multivector=True,
         )
     sparse = None
     if layout.sparse_name is not None:
@@ -90,8 +134,9 @@ def _create_kwargs(layout: CollectionLayout, options: dict[str, Any]) -> dict[st
         "vectors_config": vectors,
         "sparse_vectors_config": sparse,
         "metadata": {LAYOUT_METADATA_KEY: layout.to_dict()},
+        "hnsw_config": models.HnswConfigDiff(m=storage.hnsw_m, ef_construct=storage.hnsw_ef_construct),
     }
-    for key in ("shard_number", "replication_factor", "quantization_config"):
+    for key in ("shard_number", "replication_factor", "write_consistency_factor", "quantization_config"):
         if options.get(key) is not None:
             kwargs[key] = options[key]
     return kwargs
@@ -136,13 +181,30 @@ def _point_struct(layout: CollectionLayout, p: PointRecord) -> models.PointStruc
     return models.PointStruct(id=p.id, vector=vector, payload=dict(p.payload))
 
 
-def _query_kwargs(layout: CollectionLayout, plan: QueryPlan) -> dict[str, Any]:
+def _with_params(prefetch: models.Prefetch, params: models.SearchParams | None) -> models.Prefetch:
+    """A prefetch (and the ones nested in it) with ``params`` where it sets none."""
+    if params is None or (prefetch.params is not None and prefetch.prefetch is None):
+        return prefetch
+    inner = prefetch.prefetch
+    nested = None if inner is None else [
+        _with_params(p, params) for p in (inner if isinstance(inner, list) else [inner])
+    ]
+    return prefetch.model_copy(update={"params": prefetch.params or params, "prefetch": nested})
+
+
+def _prefetches(plan: QueryPlan, params: models.SearchParams | None) -> list[models.Prefetch] | None:
+    return [_with_params(p, params) for p in plan.prefetch] or None
+
+
+def _query_kwargs(layout: CollectionLayout, plan: QueryPlan, params: models.SearchParams | None) -> dict[str, Any]:
+    """Arguments of ``query_points``; ``params`` (``None`` in local mode, which ignores them)."""
     return {
         "collection_name": layout.collection,
         "query": plan.query,
         "using": plan.using,
-        "prefetch": list(plan.prefetch) or None,
+        "prefetch": _prefetches(plan, params),
         "query_filter": plan.filter,
+        "search_params": params,
         "limit": plan.limit,
         "with_payload": plan.with_payload,
         "with_vectors": False,
@@ -153,20 +215,21 @@ def _hits(response: models.QueryResponse) -> list[SearchHit]:
     return [SearchHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
 
-def _batch_requests(plans: Sequence[QueryPlan]) -> list[models.QueryRequest]:
+def _batch_requests(plans: Sequence[QueryPlan], params: models.SearchParams | None) -> list[models.QueryRequest]:
     return [
         models.QueryRequest(
-            query=p.query, using=p.using, prefetch=list(p.prefetch) or None, filter=p.filter,
-            limit=p.limit, with_payload=p.with_payload, with_vector=False,
+            query=p.query, using=p.using, prefetch=_prefetches(p, params), filter=p.filter,
+            params=params, limit=p.limit, with_payload=p.with_payload, with_vector=False,
         )
         for p in plans
     ]
 
 
 def _groups_kwargs(
-    layout: CollectionLayout, plan: QueryPlan, group_by: str, group_size: int, limit: int
+    layout: CollectionLayout, plan: QueryPlan, group_by: str, group_size: int, limit: int,
+    params: models.SearchParams | None,
 ) -> dict[str, Any]:
-    kwargs = _query_kwargs(layout, plan)
+    kwargs = _query_kwargs(layout, plan, params)
     kwargs.update(group_by=group_by, group_size=group_size, limit=limit)
     return kwargs
 
@@ -180,6 +243,39 @@ def _groups(result: models.GroupsResult) -> list[tuple[str, list[SearchHit]]]:
 
 def _records(records: Sequence[models.Record]) -> list[StoredPoint]:
     return [StoredPoint(str(r.id), dict(r.payload or {})) for r in records]
+
+
+def _whole_points(layout: CollectionLayout, records: Sequence[models.Record]) -> list[PointRecord]:
+    """Stored records (vectors included) as :class:`PointRecord` objects."""
+    out = []
+    for r in records:
+        vectors: dict[str, Any] = dict(r.vector) if isinstance(r.vector, dict) else {}
+        sparse = vectors.get(layout.sparse_name) if layout.sparse_name else None
+        out.append(PointRecord(
+            id=str(r.id),
+            dense=vectors.get(layout.dense_name),
+            sparse=None if sparse is None else SparseVector(tuple(sparse.indices), tuple(sparse.values)),
+            multivector=vectors.get(layout.multivector_name) if layout.multivector_name else None,
+            payload=dict(r.payload or {}),
+            document_vector=vectors.get(layout.document_vector_name) if layout.document_vector_name else None,
+        ))
+    return out
+
+
+def _scroll_points_kwargs(layout: CollectionLayout, limit: int, offset: str | None) -> dict[str, Any]:
+    return {
+        "collection_name": layout.collection, "limit": limit, "offset": offset,
+        "with_payload": True, "with_vectors": True,
+    }
+
+
+def _retryable(exc: BaseException, collection: str) -> bool:
+    """A server that is unreachable, timing out or overloaded (the classes, not messages, decide)."""
+    return _classify(exc, collection, "client") is StoreUnavailableError
+
+
+def _retry_wait(attempt: int) -> float:
+    return float(RETRY_BASE_SECONDS * (2**attempt))
 
 
 # One lock per local-mode client (stores may share a client): its calls run one at a time.
@@ -223,6 +319,9 @@ class _ClientBackendBase(Generic[_C]):
         # sync local mode only: the async local client runs on one event loop
         self._lock = _local_lock(client) if self.is_local and isinstance(client, QdrantClient) else None
         self._closed = False
+        # local mode: points written (an upper bound of the size) until the size warning is given
+        self._local_points: int | None = None
+        self._size_warned = False
 
     def __repr__(self) -> str:
         kind = "local" if self.is_local else "server"
@@ -240,6 +339,43 @@ class _ClientBackendBase(Generic[_C]):
         return EngineCall(
             map_store_errors(action, collection=self.layout.collection, engine=self.engine),
             lock.acquire if lock is not None else _nothing, lock.release if lock is not None else _nothing,
+        )
+
+    def _search_params(self) -> models.SearchParams | None:
+        """The storage settings' search parameters (none in local mode: it searches exactly)."""
+        return None if self.is_local else search_params(self.layout.storage_settings)
+
+    def _note_local_size(self, points: int, *, added: bool = True) -> bool:
+        """Warn once when a local-mode collection grows past :data:`LOCAL_MODE_WARN_POINTS`.
+
+        Returns ``True`` when a running estimate (``added``: points written, a re-upsert
+        counted again) passed the limit: the caller then counts the collection and passes
+        the real number to :meth:`_confirm_local_size`.
+        """
+        if not self.is_local or self._size_warned:
+            return False
+        self._local_points = points + (self._local_points or 0) if added else points
+        if self._local_points <= LOCAL_MODE_WARN_POINTS:
+            return False
+        if added:
+            return True
+        self._warn_local_size()
+        return False
+
+    def _confirm_local_size(self, real: int) -> None:
+        """The real count after the estimate passed the limit: warn only if it did too."""
+        self._local_points = real
+        if real > LOCAL_MODE_WARN_POINTS:
+            self._warn_local_size()
+
+    def _warn_local_size(self) -> None:
+        self._size_warned = True
+        warn_external(
+            f"collection {self.layout.collection!r} in qdrant-client local mode holds about {self._local_points:,} "
+            f"points (more than {LOCAL_MODE_WARN_POINTS:,}); local mode searches them by brute force in Python "
+            "(about 1.7 s per hybrid query at 100k points). Fix: use Qdrant Edge, the embedded Rust engine "
+            "(pass a directory as the location, e.g. KnowledgeBase('./kb')), or a Qdrant server URL; "
+            "`gte-rag migrate --from SRC --to DIR` copies the points without re-encoding"
         )
 
 
@@ -262,6 +398,8 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
             return None
         with self._errors("read collection"):
             info = self.client.get_collection(name)
+        if self.is_local and self._local_points is None:
+            self._note_local_size(int(info.points_count or 0), added=False)
         return _layout_from_info(self.layout, info)
 
     def create_collection(self) -> None:
@@ -291,12 +429,26 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
         logger.debug("Created %s payload index on %r", kind, field)
 
     def upsert(self, points: Sequence[PointRecord]) -> None:
+        """One upsert; a server that is unreachable or overloaded is retried with backoff."""
         structs = [_point_struct(self.layout, p) for p in points]
+        retries = 0 if self.is_local else UPSERT_RETRIES
         with self._errors("upsert"):
-            self.client.upsert(self.layout.collection, points=structs, wait=True)
+            for attempt in range(retries + 1):
+                try:
+                    self.client.upsert(self.layout.collection, points=structs, wait=True)
+                    break
+                except Exception as exc:
+                    if attempt == retries or not _retryable(exc, self.layout.collection):
+                        raise
+                    logger.warning("Upsert to %r failed (%s); retry %d of %d", self.layout.collection,
+                                   type(exc).__name__, attempt + 1, retries)
+                    time.sleep(_retry_wait(attempt))
+        if self._note_local_size(len(structs)):
+            with self._errors("count"):
+                self._confirm_local_size(int(self.client.count(self.layout.collection, exact=True).count))
 
     def query(self, plan: QueryPlan) -> list[SearchHit]:
-        kwargs = _query_kwargs(self.layout, plan)
+        kwargs = _query_kwargs(self.layout, plan, self._search_params())
         with self._errors("query"):
             response = self.client.query_points(**kwargs)
         return _hits(response)
@@ -306,7 +458,7 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
         if not plans:
             return []
         with self._errors("query batch"):
-            responses = self.client.query_batch_points(self.layout.collection, requests=_batch_requests(plans))
+            responses = self.client.query_batch_points(self.layout.collection, requests=_batch_requests(plans, self._search_params()))
         return [_hits(r) for r in responses]
 
     def query_groups(
@@ -314,13 +466,17 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
     ) -> list[tuple[str, list[SearchHit]]]:
         """One ``query_points_groups`` call (local mode fetches every point into each prefetch)."""
         with self._errors("query groups"):
-            result = self.client.query_points_groups(**_groups_kwargs(self.layout, plan, group_by, group_size, limit))
+            result = self.client.query_points_groups(**_groups_kwargs(self.layout, plan, group_by, group_size, limit, self._search_params()))
         return _groups(result)
 
     def delete(self, filter: models.Filter) -> None:
         selector = models.FilterSelector(filter=filter)
         with self._errors("delete"):
             self.client.delete(self.layout.collection, points_selector=selector, wait=True)
+
+    def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        with self._errors("set payload"):
+            self.client.set_payload(self.layout.collection, payload=dict(payload), points=filter, wait=True)
 
     def count(self, filter: models.Filter | None) -> int:
         with self._errors("count"):
@@ -347,6 +503,15 @@ class ClientBackend(_ClientBackendBase[QdrantClient]):
             )
         return _records(records), None if next_offset is None else str(next_offset)
 
+    def scroll_points(self, limit: int, offset: str | None) -> tuple[list[PointRecord], str | None]:
+        """One page of whole points in id order (vectors included), and the next offset."""
+        with self._errors("scroll"):
+            records, next_offset = self.client.scroll(**_scroll_points_kwargs(self.layout, limit, offset))
+        return _whole_points(self.layout, records), None if next_offset is None else str(next_offset)
+
+    def unindexed_points(self) -> int:
+        return 0  # servers index in the background; local mode has no index to build
+
     def optimize(self) -> bool:
         return False  # servers optimize in the background; local mode has nothing to build
 
@@ -372,6 +537,8 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
             return None
         with self._errors("read collection"):
             info = await self.client.get_collection(name)
+        if self.is_local and self._local_points is None:
+            self._note_local_size(int(info.points_count or 0), added=False)
         return _layout_from_info(self.layout, info)
 
     async def create_collection(self) -> None:
@@ -401,12 +568,27 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
         logger.debug("Created %s payload index on %r", kind, field)
 
     async def upsert(self, points: Sequence[PointRecord]) -> None:
+        """See :meth:`ClientBackend.upsert`."""
         structs = [_point_struct(self.layout, p) for p in points]
+        retries = 0 if self.is_local else UPSERT_RETRIES
         with self._errors("upsert"):
-            await self.client.upsert(self.layout.collection, points=structs, wait=True)
+            for attempt in range(retries + 1):
+                try:
+                    await self.client.upsert(self.layout.collection, points=structs, wait=True)
+                    break
+                except Exception as exc:
+                    if attempt == retries or not _retryable(exc, self.layout.collection):
+                        raise
+                    logger.warning("Upsert to %r failed (%s); retry %d of %d", self.layout.collection,
+                                   type(exc).__name__, attempt + 1, retries)
+                    await asyncio.sleep(_retry_wait(attempt))
+        if self._note_local_size(len(structs)):
+            with self._errors("count"):
+                counted = await self.client.count(self.layout.collection, exact=True)
+            self._confirm_local_size(int(counted.count))
 
     async def query(self, plan: QueryPlan) -> list[SearchHit]:
-        kwargs = _query_kwargs(self.layout, plan)
+        kwargs = _query_kwargs(self.layout, plan, self._search_params())
         with self._errors("query"):
             response = await self.client.query_points(**kwargs)
         return _hits(response)
@@ -417,7 +599,7 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
             return []
         with self._errors("query batch"):
             responses = await self.client.query_batch_points(
-                self.layout.collection, requests=_batch_requests(plans)
+                self.layout.collection, requests=_batch_requests(plans, self._search_params())
             )
         return [_hits(r) for r in responses]
 
@@ -427,7 +609,7 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
         """See :meth:`ClientBackend.query_groups`."""
         with self._errors("query groups"):
             result = await self.client.query_points_groups(
-                **_groups_kwargs(self.layout, plan, group_by, group_size, limit)
+                **_groups_kwargs(self.layout, plan, group_by, group_size, limit, self._search_params())
             )
         return _groups(result)
 
@@ -435,6 +617,10 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
         selector = models.FilterSelector(filter=filter)
         with self._errors("delete"):
             await self.client.delete(self.layout.collection, points_selector=selector, wait=True)
+
+    async def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        with self._errors("set payload"):
+            await self.client.set_payload(self.layout.collection, payload=dict(payload), points=filter, wait=True)
 
     async def count(self, filter: models.Filter | None) -> int:
         with self._errors("count"):
@@ -462,6 +648,15 @@ class AsyncClientBackend(_ClientBackendBase[AsyncQdrantClient]):
                 with_vectors=False,
             )
         return _records(records), None if next_offset is None else str(next_offset)
+
+    async def scroll_points(self, limit: int, offset: str | None) -> tuple[list[PointRecord], str | None]:
+        """See :meth:`ClientBackend.scroll_points`."""
+        with self._errors("scroll"):
+            records, next_offset = await self.client.scroll(**_scroll_points_kwargs(self.layout, limit, offset))
+        return _whole_points(self.layout, records), None if next_offset is None else str(next_offset)
+
+    async def unindexed_points(self) -> int:
+        return 0
 
     async def optimize(self) -> bool:
         return False

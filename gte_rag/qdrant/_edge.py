@@ -22,7 +22,7 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,12 @@ from typing import Any
 import qdrant_edge as qe
 from qdrant_client import models
 
+from gte_rag._types import SparseVector
 from gte_rag.errors import CollectionNotFoundError, ConfigError, StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
 from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge_request
 from gte_rag.qdrant._errors import EngineCall, map_store_errors
-from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType
+from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType, StorageConfig, with_on_disk
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import QueryPlan, group_hits, rank_groups, widen_plan
 
@@ -74,6 +75,100 @@ _SCHEMA_NAMES = {
     qe.PayloadSchemaType.Uuid: "uuid",
     qe.PayloadSchemaType.Geo: "geo",
 }
+
+
+_DATATYPES = {"float32": qe.VectorStorageDatatype.Float32, "float16": qe.VectorStorageDatatype.Float16}
+_FULL_SCAN_KB = 10_000
+_INDEXING_THRESHOLD_KB = 1
+"""Edge's optimizer indexes segments above this size: any, so that ``optimize()`` always builds."""
+"""HNSW ``full_scan_threshold`` (KB of vectors): a smaller segment is scanned, as on a server."""
+
+
+def _vector_params(storage: StorageConfig, size: int, distance: str, *, on_disk: bool | None,
+                   multivector: bool = False) -> qe.EdgeVectorParams:
+    """One dense vector's parameters from the storage vocabulary."""
+    quantization = None
+    if storage.quantized:
+        # the int8 copies stay in RAM, so on-disk originals are read only to rescore
+        quantization = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=storage.quantile, always_ram=True)
+    return qe.EdgeVectorParams(
+        size=size, distance=_DISTANCES[distance], on_disk=storage.on_disk if on_disk is None else on_disk,
+        multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if multivector else None,
+        datatype=_DATATYPES[storage.datatype], quantization_config=quantization,
+    )
+
+
+def edge_config(layout: CollectionLayout, *, on_disk: bool | None = None) -> qe.EdgeConfig:
+    """The ``EdgeConfig`` of a new shard for ``layout`` (its vectors and storage settings)."""
+    storage = layout.storage_settings
+    vectors = {layout.dense_name: _vector_params(storage, layout.dense_size, layout.distance, on_disk=on_disk)}
+    if layout.document_vector_name is not None:
+        vectors[layout.document_vector_name] = _vector_params(
+            storage, layout.dense_size, layout.distance, on_disk=on_disk
+        )
+    if layout.multivector_name is not None:
+        vectors[layout.multivector_name] = _vector_params(
+            storage, int(layout.multivector_size or layout.dense_size), layout.distance, on_disk=on_disk,
+            multivector=True,
+        )
+    sparse = None
+    if layout.sparse_name is not None:
+        modifier = qe.Modifier.Idf if layout.sparse_idf else None
+        sparse = {layout.sparse_name: qe.EdgeSparseVectorParams(modifier=modifier)}
+    hnsw = qe.HnswIndexConfig(m=storage.hnsw_m, ef_construct=storage.hnsw_ef_construct,
+                              full_scan_threshold=_FULL_SCAN_KB)
+    # the optimizer indexes every segment it is asked to: Edge optimizes only when asked, and
+    # ``ensure_indexed`` decides when (``auto_index_points``, which may change on reopening)
+    optimizers = qe.EdgeOptimizersConfig(indexing_threshold=_INDEXING_THRESHOLD_KB)
+    return qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse, hnsw_config=hnsw, optimizers=optimizers)
+
+
+def search_params(storage: StorageConfig) -> qe.SearchParams | None:
+    """Search parameters the storage settings ask for (``None``: the engine's defaults)."""
+    quantization = None
+    if storage.quantized:
+        quantization = qe.QuantizationSearchParams(
+            rescore=storage.rescore, oversampling=None if storage.oversampling is None else float(storage.oversampling)
+        )
+    if quantization is None and storage.hnsw_ef is None:
+        return None
+    return qe.SearchParams(hnsw_ef=storage.hnsw_ef, quantization=quantization)
+
+
+def _prefetch_with(prefetch: qe.Prefetch, params: qe.SearchParams) -> qe.Prefetch:
+    inner = prefetch.prefetches
+    return qe.Prefetch(
+        limit=prefetch.limit, query=prefetch.query,
+        prefetches=[_prefetch_with(p, params) for p in inner] if inner else None,
+        params=prefetch.params or params, filter=prefetch.filter, score_threshold=prefetch.score_threshold,
+    )
+
+
+def with_search_params(request: qe.QueryRequest, params: qe.SearchParams | None) -> qe.QueryRequest:
+    """``request`` with ``params`` on the outer query and on every prefetch that sets none."""
+    if params is None:
+        return request
+    prefetches = request.prefetches
+    return qe.QueryRequest(
+        limit=request.limit, offset=request.offset, query=request.query,
+        prefetches=[_prefetch_with(p, params) for p in prefetches] if prefetches else None,
+        with_vector=request.with_vector, with_payload=request.with_payload, filter=request.filter,
+        score_threshold=request.score_threshold, params=request.params or params,
+    )
+
+
+def _record_point(record: Any, layout: CollectionLayout) -> PointRecord:
+    """A stored Edge record (vectors included) as a :class:`PointRecord`."""
+    vectors = dict(record.vector or {})
+    sparse = vectors.get(layout.sparse_name) if layout.sparse_name else None
+    return PointRecord(
+        id=str(record.id),
+        dense=vectors.get(layout.dense_name),
+        sparse=None if sparse is None else SparseVector(tuple(sparse.indices), tuple(sparse.values)),
+        multivector=vectors.get(layout.multivector_name) if layout.multivector_name else None,
+        payload=dict(record.payload or {}),
+        document_vector=vectors.get(layout.document_vector_name) if layout.document_vector_name else None,
+    )
 
 
 def _edge_index_schema(kind: PayloadIndexType) -> Any:
@@ -153,6 +248,7 @@ class EdgeBackend:
         self._held = threading.local()  # claims held by the current thread (using_shard nests)
         self._closed = False
         self._dropped = False
+        self._params_cache: tuple[StorageConfig, qe.SearchParams | None] | None = None
 
     def __repr__(self) -> str:
         where = "<temporary>" if self._root is None else str(self._root / self.layout.collection)
@@ -222,6 +318,11 @@ class EdgeBackend:
             self._active += 1
             self._held.claims = nested + 1
             return shard
+
+    def holds_claim(self) -> bool:
+        """Whether the calling thread holds the shard (inside :meth:`using_shard`): work it
+        waits for must then run on this thread, since another would wait behind a pending close."""
+        return bool(getattr(self._held, "claims", 0))
 
     def _release(self) -> None:
         self._held.claims -= 1
@@ -303,28 +404,8 @@ class EdgeBackend:
 
     def create_collection(self) -> None:
         """Create the shard directory and record the layout next to it."""
-        layout = self.layout
-        vectors = {
-            layout.dense_name: qe.EdgeVectorParams(
-                size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=self._on_disk
-            )
-        }
-        if layout.document_vector_name is not None:
-            vectors[layout.document_vector_name] = qe.EdgeVectorParams(
-                size=layout.dense_size, distance=_DISTANCES[layout.distance], on_disk=self._on_disk
-            )
-        if layout.multivector_name is not None:
-            vectors[layout.multivector_name] = qe.EdgeVectorParams(
-                size=int(layout.multivector_size or layout.dense_size),
-                distance=_DISTANCES[layout.distance],
-                on_disk=self._on_disk,
-                multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
-            )
-        sparse = None
-        if layout.sparse_name is not None:
-            modifier = qe.Modifier.Idf if layout.sparse_idf else None
-            sparse = {layout.sparse_name: qe.EdgeSparseVectorParams(modifier=modifier)}
-        config = qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse)
+        layout = with_on_disk(self.layout, self._on_disk)  # recorded as created
+        config = edge_config(layout, on_disk=self._on_disk)
         with self._alone():
             if self._closed:
                 raise self._closed_error()
@@ -384,9 +465,19 @@ class EdgeBackend:
         with self._call("upsert") as shard:
             shard.update(operation)
 
+    def _search_params(self) -> qe.SearchParams | None:
+        storage = self.layout.storage_settings
+        cached = self._params_cache
+        if cached is None or cached[0] is not storage:
+            cached = self._params_cache = (storage, search_params(storage))
+        return cached[1]
+
+    def _request(self, plan: QueryPlan) -> qe.QueryRequest:
+        return with_search_params(to_edge_request(plan), self._search_params())
+
     def query(self, plan: QueryPlan) -> list[SearchHit]:
         """Run the plan; returns at least the ``plan.top_k`` best hits, ties at the cut included."""
-        request = to_edge_request(plan)
+        request = self._request(plan)
         with self._call("query") as shard:
             found = shard.query(request)
         return _best_hits(found, plan.top_k)
@@ -395,7 +486,7 @@ class EdgeBackend:
         """Run the plans as one ``query_batch`` call (one pass over the segments)."""
         if not plans:
             return []
-        request = qe.QueryBatchRequest([to_edge_request(p) for p in plans])
+        request = qe.QueryBatchRequest([self._request(p) for p in plans])
         with self._call("query batch") as shard:
             found = shard.query_batch(request)
         return [_best_hits(points, plan.top_k) for points, plan in zip(found, plans)]
@@ -422,10 +513,10 @@ class EdgeBackend:
         slim = qe.PayloadSelector.Include([group_by, GROUP_COUNT_FIELD])
         for _ in range(GROUP_FETCH_ROUNDS):
             widened = widen_plan(plan, fetch)
-            request = to_edge_request(widened)
+            request = self._request(widened)
             request = qe.QueryRequest(
                 limit=request.limit, query=request.query, prefetches=request.prefetches or None,
-                filter=request.filter, with_payload=slim, with_vector=False,
+                filter=request.filter, with_payload=slim, with_vector=False, params=request.params,
             )
             with self._call("query") as shard:
                 found = shard.query(request)
@@ -443,6 +534,11 @@ class EdgeBackend:
     def delete(self, filter: models.Filter) -> None:
         operation = qe.UpdateOperation.delete_points_by_filter(convert_filter(filter))
         with self._call("delete") as shard:
+            shard.update(operation)
+
+    def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        operation = qe.UpdateOperation.set_payload_by_filter(convert_filter(filter), dict(payload))
+        with self._call("set payload") as shard:
             shard.update(operation)
 
     def count(self, filter: models.Filter | None) -> int:
@@ -468,7 +564,60 @@ class EdgeBackend:
         page = [StoredPoint(str(r.id), r.payload or {}) for r in records]
         return page, None if next_offset is None else str(next_offset)
 
+    def scroll_points(self, limit: int, offset: str | None) -> tuple[list[PointRecord], str | None]:
+        """One page of whole points in id order (vectors included), and the next offset."""
+        request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+        with self._call("scroll") as shard:
+            records, next_offset = shard.scroll(request)
+        page = [_record_point(r, self.layout) for r in records]
+        return page, None if next_offset is None else str(next_offset)
+
+    def unindexed_points(self) -> int:
+        """Points a dense search scans outside the HNSW index (an estimate from the shard's counts).
+
+        Edge counts indexed vectors over every vector name; sparse vectors are always
+        indexed, so what is missing from ``points * vectors per point`` is unindexed dense
+        vectors.
+        """
+        with self._call("read index status") as shard:
+            info = shard.info()
+        per_point = 1 + (self.layout.sparse_name is not None)
+        return max(0, int(info.points_count) * per_point - int(info.indexed_vectors_count))
+
+    def _lower_indexing_threshold(self) -> None:
+        """Reload a shard created with a size threshold for indexing (an older gte_rag fixed
+        it from ``auto_index_points`` at creation) with the lowest one, so that ``optimize()``
+        builds whenever asked and a lowered ``auto_index_points`` takes effect."""
+        if self.holds_claim() or not self._exists():
+            return  # inside using_shard(): keep the shard as it is
+        try:
+            config = json.loads((self.path / _EDGE_CONFIG_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        threshold = (config.get("optimizers") or {}).get("indexing_threshold")
+        if threshold is not None and int(threshold) <= _INDEXING_THRESHOLD_KB:
+            return
+        recorded = self.read_layout()
+        if recorded is None or recorded.storage is None:
+            return  # no record of the creation settings: the config cannot be rebuilt faithfully
+        dense = (config.get("vectors") or {}).get(recorded.dense_name) or {}
+        new = edge_config(recorded, on_disk=bool(dense.get("on_disk", recorded.storage.on_disk)))
+        with self._alone():
+            if self._closed:
+                raise self._closed_error()
+            shard, self._shard = self._shard, None
+            with self._errors("reopen with a new indexing threshold"):
+                if shard is not None:
+                    shard.close()
+                try:
+                    self._shard = qe.EdgeShard.load(str(self.path), new)
+                    logger.info("Lowered the indexing threshold of Qdrant Edge shard %s", self.path)
+                except Exception as exc:  # an incompatible rebuilt config: keep the shard as it was
+                    logger.warning("Could not lower the indexing threshold of %s: %s", self.path, exc)
+                    self._shard = qe.EdgeShard.load(str(self.path))
+
     def optimize(self) -> bool:
+        self._lower_indexing_threshold()
         with self._call("optimize") as shard:
             changed = bool(shard.optimize())
         logger.info("Optimized Qdrant Edge collection %r (changed=%s)", self.layout.collection, changed)
@@ -504,10 +653,18 @@ class AsyncEdgeBackend:
 
     def __init__(self, sync: EdgeBackend) -> None:
         self._sync = sync
-        self.layout = sync.layout
 
     def __repr__(self) -> str:
         return f"Async{self._sync!r}"
+
+    @property
+    def layout(self) -> CollectionLayout:
+        """The layout of the wrapped backend (binding a new one binds it there)."""
+        return self._sync.layout
+
+    @layout.setter
+    def layout(self, value: CollectionLayout) -> None:
+        self._sync.layout = value
 
     @property
     def path(self) -> Path:
@@ -548,6 +705,9 @@ class AsyncEdgeBackend:
     async def delete(self, filter: models.Filter) -> None:
         await asyncio.to_thread(self._sync.delete, filter)
 
+    async def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        await asyncio.to_thread(self._sync.set_payload, payload, filter)
+
     async def count(self, filter: models.Filter | None) -> int:
         return await asyncio.to_thread(self._sync.count, filter)
 
@@ -558,6 +718,12 @@ class AsyncEdgeBackend:
         self, filter: models.Filter | None, limit: int, offset: str | None
     ) -> tuple[list[StoredPoint], str | None]:
         return await asyncio.to_thread(self._sync.scroll, filter, limit, offset)
+
+    async def scroll_points(self, limit: int, offset: str | None) -> tuple[list[PointRecord], str | None]:
+        return await asyncio.to_thread(self._sync.scroll_points, limit, offset)
+
+    async def unindexed_points(self) -> int:
+        return await asyncio.to_thread(self._sync.unindexed_points)
 
     async def optimize(self) -> bool:
         return await asyncio.to_thread(self._sync.optimize)

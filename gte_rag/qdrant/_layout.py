@@ -8,15 +8,17 @@ that shows both layouts side by side.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
 from gte_rag.errors import CollectionMismatchError, ConfigError
 
 __all__ = [
     "CollectionLayout",
+    "DEFAULT_AUTO_INDEX_POINTS",
     "DEFAULT_DENSE_VECTOR_NAME",
     "DEFAULT_DOCUMENT_VECTOR_NAME",
     "DEFAULT_MULTIVECTOR_NAME",
@@ -24,6 +26,9 @@ __all__ = [
     "DEFAULT_SPARSE_VECTOR_NAME",
     "Distance",
     "PayloadIndexType",
+    "Quantization",
+    "StorageConfig",
+    "VectorDatatype",
     "check_layout",
 ]
 
@@ -31,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 Distance = Literal["cosine", "dot", "euclid", "manhattan"]
 PayloadIndexType = Literal["keyword", "integer", "float", "text", "bool", "datetime", "uuid"]
+Quantization = Literal["none", "int8"]
+VectorDatatype = Literal["float32", "float16"]
 
 DEFAULT_DENSE_VECTOR_NAME = "dense"
 DEFAULT_SPARSE_VECTOR_NAME = "sparse"
@@ -41,6 +48,9 @@ DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (
     ("ref_doc_id", "keyword"),
 )
 """Indexed by default: the fields ``delete_documents`` filters on."""
+
+DEFAULT_AUTO_INDEX_POINTS = 20_000
+"""Qdrant Edge: a write that leaves at least this many points outside the HNSW index builds it."""
 
 LAYOUT_FORMAT_VERSION = 1
 """Version of the serialized layout (sidecar file / collection metadata)."""
@@ -57,6 +67,152 @@ _GEOMETRY_FIELDS = (
     "multivector_size",
     "document_vector_name",
 )
+
+
+# Settings fixed when a collection is created: changing one means rebuilding it (or migrating it).
+_STORAGE_CREATION_FIELDS = ("quantization", "quantile", "on_disk", "datatype", "hnsw_m", "hnsw_ef_construct")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """How a collection holds its dense vectors in memory and on disk, on every engine.
+
+    One vocabulary that maps to Qdrant Edge (``EdgeConfig`` / ``EdgeVectorParams``) and to a
+    Qdrant server (``create_collection``) alike. It applies to the dense vectors (chunk,
+    document and multivector); sparse vectors are indexed as they are. The settings are
+    recorded with the collection (:meth:`CollectionLayout.to_dict`).
+
+    Args:
+        quantization: ``"none"`` or ``"int8"`` (scalar quantization: a quarter of the
+            memory per vector, searched first, then rescored against the originals).
+        rescore: With ``int8``: re-rank the quantized candidates by the original vectors.
+        oversampling: With ``int8``: fetch ``oversampling * limit`` quantized candidates
+            before rescoring; ``None`` is the engine's default (1.0).
+        quantile: With ``int8``: the quantile of values the int8 range covers (outliers
+            clipped); ``None`` is the engine's default (all values).
+        on_disk: Keep the original vectors on disk (memory-mapped) instead of in RAM; with
+            ``int8`` the quantized copies stay in RAM, so only rescoring reads the disk.
+        datatype: ``"float32"`` or ``"float16"`` storage of the original vectors (half
+            the memory; cosine scores change in about the fourth decimal).
+        hnsw_m: Edges per node of the HNSW graph (more: better recall, more memory).
+        hnsw_ef_construct: Candidates while the graph is built (more: better graph, slower build).
+        hnsw_ef: Candidates while searching; ``None`` is the engine's default
+            (``hnsw_ef_construct``). A search setting: it may change on reopening.
+        auto_index_points: Qdrant Edge builds its HNSW index only when asked; a write
+            through :class:`~gte_rag.kb.KnowledgeBase` that leaves at least this many
+            points outside the index builds it before returning. ``None``: never (call
+            ``optimize()``). Servers build indexes in the background. May change on reopening.
+
+    Raises:
+        ConfigError: a value out of range, or int8-only options without ``int8``.
+
+    Example:
+        >>> StorageConfig(quantization="int8", on_disk=True).quantized
+        True
+    """
+
+    quantization: Quantization = "none"
+    rescore: bool = True
+    oversampling: float | None = None
+    quantile: float | None = None
+    on_disk: bool = False
+    datatype: VectorDatatype = "float32"
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
+    hnsw_ef: int | None = None
+    auto_index_points: int | None = DEFAULT_AUTO_INDEX_POINTS
+
+    def __post_init__(self) -> None:
+        if self.quantization not in get_args(Quantization):
+            raise ConfigError(
+                f"quantization {self.quantization!r} is not valid; choose one of {list(get_args(Quantization))}"
+            )
+        if self.datatype not in get_args(VectorDatatype):
+            raise ConfigError(
+                f"datatype {self.datatype!r} is not valid; choose one of {list(get_args(VectorDatatype))}"
+            )
+        for name in ("rescore", "on_disk"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name, low in (("hnsw_m", 2), ("hnsw_ef_construct", 4), ("hnsw_ef", 1), ("auto_index_points", 1)):
+            value = getattr(self, name)
+            if value is None and name in ("hnsw_ef", "auto_index_points"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.oversampling is not None and (
+            isinstance(self.oversampling, bool) or not isinstance(self.oversampling, (int, float))
+            or not 1.0 <= float(self.oversampling) <= 100.0
+        ):
+            raise ConfigError(f"oversampling must be a number in [1, 100] or None, got {self.oversampling!r}")
+        if self.quantile is not None and (
+            isinstance(self.quantile, bool) or not isinstance(self.quantile, (int, float))
+            or not 0.5 <= float(self.quantile) <= 1.0
+        ):
+            raise ConfigError(f"quantile must be a number in [0.5, 1] or None, got {self.quantile!r}")
+        if not self.quantized:
+            given = [n for n in ("oversampling", "quantile") if getattr(self, n) is not None]
+            if given:
+                raise ConfigError(f"{given} apply to quantized vectors only; set quantization='int8' or drop them")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the dense vectors are quantized."""
+        return self.quantization != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-compatible dict (recorded with the collection)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StorageConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def creation_differences(self, other: StorageConfig) -> list[str]:
+        """Names of the settings fixed at creation in which ``other`` differs."""
+        return [n for n in _STORAGE_CREATION_FIELDS if getattr(self, n) != getattr(other, n)]
+
+    @property
+    def explicit(self) -> frozenset[str]:
+        """Names of the settings given when this config was made (the others are the package
+        defaults): on reopening a collection only these apply over the recorded ones.
+
+        ``StorageConfig(hnsw_ef=256).explicit == {"hnsw_ef"}``; :meth:`from_dict` and
+        ``dataclasses.replace`` give every setting.
+        """
+        value = self.__dict__.get("_explicit")
+        return value if isinstance(value, frozenset) else frozenset(f.name for f in fields(self))
+
+    @property
+    def creation_settings(self) -> dict[str, Any]:
+        """The settings fixed when a collection is created, by name."""
+        return {n: getattr(self, n) for n in _STORAGE_CREATION_FIELDS}
+
+
+def with_on_disk(layout: CollectionLayout, on_disk: bool | None) -> CollectionLayout:
+    """``layout`` with the legacy ``open_store(on_disk=...)`` folded into its storage settings,
+    so that the settings recorded at creation are the ones the collection has."""
+    storage = layout.storage
+    if on_disk is None or storage is None or storage.on_disk == on_disk:
+        return layout
+    return replace(layout, storage=replace(storage, on_disk=on_disk))
+
+
+def _track_explicit(init: Any) -> Any:
+    """Wrap the dataclass ``__init__`` to remember which settings the caller gave."""
+    names = [f.name for f in fields(StorageConfig) if f.init]
+
+    @functools.wraps(init)
+    def __init__(self: StorageConfig, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        object.__setattr__(self, "_explicit", frozenset(names[: len(args)]) | frozenset(kwargs))
+
+    return __init__
+
+
+setattr(StorageConfig, "__init__", _track_explicit(StorageConfig.__init__))
 
 
 @dataclass(frozen=True)
@@ -88,6 +244,11 @@ class CollectionLayout:
             model to load, pooling, prompts, max length, sparse mode, precision...),
             recorded so a collection can be reopened without repeating the model. Not
             part of the geometry check. Stored sorted by key.
+        storage: Memory, disk and index settings of the dense vectors
+            (:class:`StorageConfig`: int8 quantization, on-disk originals, float16, HNSW
+            ``m`` / ``ef_construct`` / search ``ef``); recorded with the collection, not
+            part of the geometry check. A layout read from a collection that recorded none
+            has ``None``.
 
     Example:
         >>> layout = CollectionLayout("docs", dense_size=768, model_name="gte-multilingual-base")
@@ -109,6 +270,7 @@ class CollectionLayout:
         default=DEFAULT_PAYLOAD_INDEXES
     )
     encoder: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
+    storage: StorageConfig | None = field(default_factory=StorageConfig)
 
     def __post_init__(self) -> None:
         if not self.collection or not isinstance(self.collection, str):
@@ -157,6 +319,10 @@ class CollectionLayout:
         object.__setattr__(self, "payload_indexes", tuple(sorted(indexes.items())))
         record = self.encoder.items() if isinstance(self.encoder, Mapping) else self.encoder
         object.__setattr__(self, "encoder", tuple(sorted((str(k), v) for k, v in record)))
+        if isinstance(self.storage, Mapping):
+            object.__setattr__(self, "storage", StorageConfig.from_dict(self.storage))
+        elif self.storage is not None and not isinstance(self.storage, StorageConfig):
+            raise ConfigError(f"storage must be a StorageConfig, got {type(self.storage).__name__}")
 
     @property
     def has_sparse(self) -> bool:
@@ -203,6 +369,7 @@ class CollectionLayout:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["payload_indexes"] = dict(self.payload_indexes)
         out["encoder"] = dict(self.encoder)
+        out["storage"] = None if self.storage is None else self.storage.to_dict()
         out["format_version"] = LAYOUT_FORMAT_VERSION
         return out
 
@@ -215,6 +382,11 @@ class CollectionLayout:
             if isinstance(kwargs.get(key), Mapping):
                 kwargs[key] = tuple(kwargs[key].items())
         return cls(**kwargs)
+
+    @property
+    def storage_settings(self) -> StorageConfig:
+        """The storage settings, :class:`StorageConfig` defaults when none were recorded."""
+        return self.storage if self.storage is not None else StorageConfig()
 
     @property
     def encoder_settings(self) -> dict[str, Any]:
@@ -245,7 +417,7 @@ def format_layouts_side_by_side(
     """Render both layouts as a table, marking the differing rows with ``*``."""
     rows = [("", "field", "expected", "found")]
     for f in fields(expected):
-        if f.name in ("collection", "encoder"):
+        if f.name in ("collection", "encoder", "storage"):
             continue
         mark = "*" if f.name in differing else " "
         rows.append((mark, f.name, _fmt(getattr(expected, f.name)), _fmt(getattr(found, f.name))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -22,7 +22,7 @@ from gte_rag.qdrant._backend import AsyncStoreBackend, StoreBackend, validate_po
 from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
 from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend
 from gte_rag.qdrant._errors import map_store_errors
-from gte_rag.qdrant._layout import CollectionLayout, check_layout
+from gte_rag.qdrant._layout import DEFAULT_AUTO_INDEX_POINTS, CollectionLayout, check_layout
 from gte_rag.qdrant._points import DocumentHit, PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import (
     TIE_MARGIN,
@@ -66,6 +66,26 @@ def _groups_plan(
         layout, dense=dense, sparse=sparse, top_k=top_k * group_size,
         hybrid=hybrid or _DEFAULT_HYBRID, filter=filter,
     )
+
+
+def _many_plans(
+    layout: CollectionLayout, dense: Sequence[Any] | None, sparse: Sequence[Any] | None, *, top_k: int,
+    hybrid: HybridConfig | None, filter: models.Filter | None,
+) -> list[QueryPlan]:
+    """One plan per query of :meth:`QdrantStore.query_many`."""
+    if dense is None and sparse is None:
+        raise ConfigError("query_many needs dense vectors, sparse vectors or both (one per query)")
+    if dense is not None and sparse is not None and len(dense) != len(sparse):
+        raise ConfigError(f"got {len(dense)} dense vectors but {len(sparse)} sparse vectors; give one of each per query")
+    n = len(dense) if dense is not None else len(sparse)  # type: ignore[arg-type]
+    config = hybrid or _DEFAULT_HYBRID
+    return [
+        build_query_plan(
+            layout, dense=None if dense is None else dense[i], sparse=None if sparse is None else sparse[i],
+            top_k=top_k, hybrid=config, filter=filter,
+        )
+        for i in range(n)
+    ]
 
 
 def _document_hits(groups: list[tuple[str, list[SearchHit]]]) -> list[DocumentHit]:
@@ -275,6 +295,27 @@ class QdrantStore(_StoreFront[StoreBackend]):
         )
         return rank_hits(self._backend.query(plan), plan.top_k)
 
+    def query_many(
+        self,
+        dense: Sequence[Any] | None = None,
+        sparse: Sequence[Any] | None = None,
+        *,
+        top_k: int = 10,
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[list[SearchHit]]:
+        """:meth:`query` for many queries as ONE batched request (Edge ``query_batch``,
+        qdrant-client ``query_batch_points``); results in the order of the queries.
+
+        Args:
+            dense: One dense vector per query (or ``None`` for all: a sparse query).
+            sparse: One sparse vector per query (or ``None`` for all: a dense query).
+            top_k, hybrid, filter: As in :meth:`query`, shared by every query.
+        """
+        plans = _many_plans(self.layout, dense, sparse, top_k=top_k, hybrid=hybrid, filter=filter)
+        results = self._backend.query_batch(plans) if plans else []
+        return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
+
     def query_groups(
         self,
         dense: Sequence[float] | Any | None = None,
@@ -354,6 +395,13 @@ class QdrantStore(_StoreFront[StoreBackend]):
         _check_filter(filter)
         self._backend.delete(filter)
 
+    def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        """Set (merge) ``payload`` keys on the points matching ``filter`` (required); vectors are kept."""
+        if filter is None:
+            raise ConfigError("set_payload needs a filter naming the points to change")
+        _check_filter(filter)
+        self._backend.set_payload(payload, filter)
+
     def count(self, filter: models.Filter | None = None) -> int:
         """Exact number of points matching ``filter`` (all points when ``None``)."""
         _check_filter(filter)
@@ -370,6 +418,35 @@ class QdrantStore(_StoreFront[StoreBackend]):
         """One page of points; pass the returned offset to get the next (``None`` = end)."""
         _check_filter(filter)
         return self._backend.scroll(filter, limit, offset)
+
+    def scroll_points(
+        self, *, limit: int = 256, offset: str | None = None
+    ) -> tuple[list[PointRecord], str | None]:
+        """One page of whole points (vectors and payload) in id order, and the next offset."""
+        _positive("limit", limit)
+        return self._backend.scroll_points(limit, offset)
+
+    def unindexed_points(self) -> int:
+        """About how many points a dense search scans outside the HNSW index (Edge; 0 on qdrant-client)."""
+        return self._backend.unindexed_points()
+
+    def ensure_indexed(self, min_points: int | None = DEFAULT_AUTO_INDEX_POINTS) -> bool:
+        """Build the HNSW index when at least ``min_points`` points are outside it (Edge).
+
+        Args:
+            min_points: The size worth an index build; ``None`` never builds.
+
+        Returns:
+            Whether an index build ran (servers index in the background: always ``False``).
+        """
+        if min_points is None or self._backend.engine != "edge":
+            return False
+        _positive("min_points", min_points)
+        pending = self._backend.unindexed_points()
+        if pending < min_points:
+            return False
+        logger.info("Building the HNSW index of %r: %d points outside it", self.layout.collection, pending)
+        return self._backend.optimize()
 
     def optimize(self) -> bool:
         """Build HNSW/indexes now (Edge); a no-op returning ``False`` on qdrant-client."""
@@ -449,6 +526,20 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
         )
         return rank_hits(await self._backend.query(plan), plan.top_k)
 
+    async def query_many(
+        self,
+        dense: Sequence[Any] | None = None,
+        sparse: Sequence[Any] | None = None,
+        *,
+        top_k: int = 10,
+        hybrid: HybridConfig | None = None,
+        filter: models.Filter | None = None,
+    ) -> list[list[SearchHit]]:
+        """See :meth:`QdrantStore.query_many`."""
+        plans = _many_plans(self.layout, dense, sparse, top_k=top_k, hybrid=hybrid, filter=filter)
+        results = await self._backend.query_batch(plans) if plans else []
+        return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
+
     async def query_groups(
         self,
         dense: Sequence[float] | Any | None = None,
@@ -514,6 +605,13 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
         _check_filter(filter)
         await self._backend.delete(filter)
 
+    async def set_payload(self, payload: Mapping[str, Any], filter: models.Filter) -> None:
+        """See :meth:`QdrantStore.set_payload`."""
+        if filter is None:
+            raise ConfigError("set_payload needs a filter naming the points to change")
+        _check_filter(filter)
+        await self._backend.set_payload(payload, filter)
+
     async def count(self, filter: models.Filter | None = None) -> int:
         """See :meth:`QdrantStore.count`."""
         _check_filter(filter)
@@ -530,6 +628,28 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
         """See :meth:`QdrantStore.scroll`."""
         _check_filter(filter)
         return await self._backend.scroll(filter, limit, offset)
+
+    async def scroll_points(
+        self, *, limit: int = 256, offset: str | None = None
+    ) -> tuple[list[PointRecord], str | None]:
+        """See :meth:`QdrantStore.scroll_points`."""
+        _positive("limit", limit)
+        return await self._backend.scroll_points(limit, offset)
+
+    async def unindexed_points(self) -> int:
+        """See :meth:`QdrantStore.unindexed_points`."""
+        return await self._backend.unindexed_points()
+
+    async def ensure_indexed(self, min_points: int | None = DEFAULT_AUTO_INDEX_POINTS) -> bool:
+        """See :meth:`QdrantStore.ensure_indexed`."""
+        if min_points is None or self._backend.engine != "edge":
+            return False
+        _positive("min_points", min_points)
+        pending = await self._backend.unindexed_points()
+        if pending < min_points:
+            return False
+        logger.info("Building the HNSW index of %r: %d points outside it", self.layout.collection, pending)
+        return await self._backend.optimize()
 
     async def optimize(self) -> bool:
         """See :meth:`QdrantStore.optimize`."""
@@ -582,6 +702,7 @@ def _open_plan(
     replication_factor: int | None,
     on_disk: bool | None,
     quantization_config: Any | None,
+    write_consistency_factor: int | None = None,
 ) -> tuple[Literal["edge", "client"], dict[str, Any], dict[str, Any]]:
     """Check every option of :func:`open_store` before anything is opened or created.
 
@@ -602,7 +723,8 @@ def _open_plan(
     if not isinstance(prefer_grpc, bool):
         raise ConfigError(f"prefer_grpc must be True or False, got {prefer_grpc!r}")
     for name, value in (("timeout", timeout), ("shard_number", shard_number),
-                        ("replication_factor", replication_factor)):
+                        ("replication_factor", replication_factor),
+                        ("write_consistency_factor", write_consistency_factor)):
         _positive_int(name, value)
     if on_disk is not None and not isinstance(on_disk, bool):
         raise ConfigError(f"on_disk must be True, False or None, got {on_disk!r}")
@@ -611,12 +733,24 @@ def _open_plan(
             "quantization_config must be a qdrant_client.models ScalarQuantization, "
             f"ProductQuantization or BinaryQuantization, got {type(quantization_config).__name__}"
         )
+    storage = layout.storage
+    if storage is not None and on_disk is False and storage.on_disk:
+        raise ConfigError(
+            f"on_disk={on_disk!r} contradicts the layout's StorageConfig(on_disk={storage.on_disk!r}); "
+            "set it in one place (CollectionLayout(storage=StorageConfig(on_disk=...)))"
+        )
+    if storage is not None and storage.quantized and quantization_config is not None:
+        raise ConfigError(
+            f"quantization_config is given and the layout's StorageConfig asks for {storage.quantization!r}; "
+            "pass one of them"
+        )
     loc = None if location is None else str(location)
     is_url = loc is not None and loc.startswith(("http://", "https://"))
     if not is_url:
         server_only = {
             "api_key": api_key, "prefer_grpc": prefer_grpc or None, "timeout": timeout,
             "shard_number": shard_number, "replication_factor": replication_factor,
+            "write_consistency_factor": write_consistency_factor,
             "quantization_config": quantization_config,
         }
         given = sorted(k for k, v in server_only.items() if v is not None)
@@ -626,12 +760,18 @@ def _open_plan(
                 if kind == "edge"
                 else f"qdrant-client local mode ({loc!r}) runs in this process"
             )
+            hint = (
+                " int8 quantization works on every engine: CollectionLayout(storage=StorageConfig("
+                "quantization='int8')), or KnowledgeBase(storage=...)."
+                if quantization_config is not None else ""
+            )
             raise ConfigError(
                 f"options {given} apply to a Qdrant server only; {here}. "
-                "Pass an http(s):// URL to use them."
+                f"Pass an http(s):// URL to use them.{hint}"
             )
     options = {
         "shard_number": shard_number, "replication_factor": replication_factor,
+        "write_consistency_factor": write_consistency_factor,
         "on_disk": on_disk, "quantization_config": quantization_config,
     }
     if kind == "edge":
@@ -662,6 +802,7 @@ def open_store(
     replication_factor: int | None = None,
     on_disk: bool | None = None,
     quantization_config: Any | None = None,
+    write_consistency_factor: int | None = None,
 ) -> QdrantStore:
     """Open a store; no I/O happens until the first call (e.g. ``ensure_collection``).
 
@@ -677,8 +818,12 @@ def open_store(
         timeout: Server request timeout in seconds.
         shard_number: Server only: shards of a new collection.
         replication_factor: Server only: replicas of a new collection.
-        on_disk: Keep original dense vectors on disk (both engines).
-        quantization_config: Server only: a ``qdrant_client.models`` quantization config.
+        on_disk: Keep original dense vectors on disk (both engines); the same as the
+            layout's ``StorageConfig(on_disk=True)``, which is recorded with the collection.
+        quantization_config: Server only: a ``qdrant_client.models`` quantization config
+            (product or binary quantization). int8 scalar quantization works on every
+            engine through the layout's :class:`StorageConfig`.
+        write_consistency_factor: Server only: replicas that must confirm a write.
 
     Raises:
         ConfigError: an invalid or contradictory option (e.g. ``shard_number`` with Edge);
@@ -688,7 +833,7 @@ def open_store(
     kind, client_kwargs, options = _open_plan(
         location, layout, engine=engine, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout,
         shard_number=shard_number, replication_factor=replication_factor, on_disk=on_disk,
-        quantization_config=quantization_config,
+        quantization_config=quantization_config, write_consistency_factor=write_consistency_factor,
     )
     if kind == "edge":
         return QdrantStore(backend=EdgeBackend(location, layout, on_disk=on_disk))
@@ -709,12 +854,13 @@ def open_async_store(
     replication_factor: int | None = None,
     on_disk: bool | None = None,
     quantization_config: Any | None = None,
+    write_consistency_factor: int | None = None,
 ) -> AsyncQdrantStore:
     """Async twin of :func:`open_store` (same arguments)."""
     kind, client_kwargs, options = _open_plan(
         location, layout, engine=engine, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout,
         shard_number=shard_number, replication_factor=replication_factor, on_disk=on_disk,
-        quantization_config=quantization_config,
+        quantization_config=quantization_config, write_consistency_factor=write_consistency_factor,
     )
     if kind == "edge":
         return AsyncQdrantStore(backend=AsyncEdgeBackend(EdgeBackend(location, layout, on_disk=on_disk)))

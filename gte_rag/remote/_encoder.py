@@ -13,12 +13,16 @@ like the local encoder's, so the dense and then the sparse vector of a text cost
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +41,7 @@ from ._http import (
     split_on_rejection,
 )
 from ._protocols import EMBED_PROTOCOLS, EmbedOptions, embed_protocol
+from ._token_support import TokenSupport
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,17 @@ __all__ = ["RemoteEncoder"]
 
 _Item = tuple[npt.NDArray[np.float32], SparseVector | None]
 _PROBE = "dimension probe"
+
+
+def public_url(url: str) -> tuple[str, bool]:
+    """``url`` without user info and query string, and whether it had neither (then it is safe to record)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return clean, not (parts.username or parts.password or parts.query or parts.fragment)
 
 
 def resolve_api_key(api_key: str | None, env_name: str | None) -> str | None:
@@ -57,7 +73,7 @@ def resolve_api_key(api_key: str | None, env_name: str | None) -> str | None:
     return None
 
 
-class RemoteEncoder(TransportOwner):
+class RemoteEncoder(TokenSupport, TransportOwner):
     """Dense (and sparse) embeddings from an inference service, with the local encoder's interface.
 
     Args:
@@ -88,6 +104,22 @@ class RemoteEncoder(TransportOwner):
         on_empty: ``"raise"`` rejects empty texts, ``"encode"`` sends them.
         cache_size: Results kept per role; 0 switches the cache off.
         headers: Extra HTTP headers.
+        tokenizer: What :meth:`tokenize` uses (token chunking in a knowledge base, long
+            documents): ``None``: TEI's ``/tokenize`` for ``"tei"``, none for the others;
+            ``"server"``: TEI's ``/tokenize``; a local fast tokenizer, its directory or hub id
+            (the served model's); ``False``: none.
+        max_length: Tokens per input the service reads; ``None``: TEI's ``/info``
+            (``max_input_length``), else the local tokenizer's ``model_max_length``.
+        pooling: The served model's pooling for late chunking (``"cls"``, ``"mean"``,
+            ``"last_token"``); ``None``: TEI's ``/info``.
+        sparse_head: The local checkpoint directory of the served mGTE model: its token head
+            (a few kilobytes, read alone) turns the token states of TEI's ``/embed_all`` into
+            the learned sparse weights ``relu(head(h))``, for whole texts and for late chunks.
+
+    Example:
+        >>> enc = RemoteEncoder("http://127.0.0.1:8080", sparse_head="./gte-multilingual-base")  # doctest: +SKIP
+        >>> from gte_rag.longdoc import LongDocEncoder  # doctest: +SKIP
+        >>> [doc] = LongDocEncoder(enc, mode="late").encode([report_text])  # doctest: +SKIP
     """
 
     def __init__(
@@ -112,6 +144,10 @@ class RemoteEncoder(TransportOwner):
         on_empty: EmptyPolicy = "raise",
         cache_size: int = 4096,
         headers: Mapping[str, str] | None = None,
+        tokenizer: Any = None,
+        max_length: int | None = None,
+        pooling: str | None = None,
+        sparse_head: Any = None,
     ) -> None:
         if protocol not in EMBED_PROTOCOLS:
             raise ConfigError(f"protocol={protocol!r} is not an embedding protocol; use one of {sorted(EMBED_PROTOCOLS)}")
@@ -124,6 +160,11 @@ class RemoteEncoder(TransportOwner):
         kind = EMBED_PROTOCOLS[protocol]
         if sparse and not kind.can_sparse:
             raise ConfigError(f"protocol={protocol!r} gives no sparse vectors; use sparse=False (or 'tei' / 'dashscope')")
+        if sparse and sparse_head is not None:
+            raise ConfigError(
+                "sparse=True asks the service for sparse vectors (TEI /embed_sparse) and sparse_head computes them "
+                "here from token states; pass one of them"
+            )
         self.protocol_name = protocol
         self.url = url
         self._model = model_name
@@ -140,7 +181,17 @@ class RemoteEncoder(TransportOwner):
         self.normalize = normalize
         self.on_empty: EmptyPolicy = on_empty
         self.cache_size = cache_size
-        self.sparse_mode = "learned" if (kind.sparse_default if sparse is None else sparse) else "none"
+        service_sparse = (kind.sparse_default if sparse is None else sparse) and sparse_head is None
+        self.sparse_mode = "learned" if service_sparse or sparse_head is not None else "none"
+        self._service_sparse = bool(service_sparse)
+        self._api_key_env = api_key_env or kind.api_key_env
+        self._options = {
+            "protocol": protocol, "model_name": model_name, "dimension": dimension,
+            "query_instruction": query_instruction, "query_prompt_name": query_prompt_name,
+            "document_prompt_name": document_prompt_name, "sparse": sparse, "truncate": truncate,
+            "truncation_direction": truncation_direction, "normalize": normalize, "encoding_format": encoding_format,
+            "batch_size": batch_size, "max_length": max_length, "pooling": pooling,
+        }
         self.query_prefix = "" if self.protocol.native_role("query") else (query_instruction or "")
         self.document_prefix = ""
         self.settings = RemoteSettings.coerce(settings)
@@ -149,14 +200,17 @@ class RemoteEncoder(TransportOwner):
             url, api_key=resolve_api_key(api_key, api_key_env or kind.api_key_env), settings=self.settings, headers=headers
         )
         self._dimension = dimension
+        self._setup_tokens(tokenizer, max_length, pooling, sparse_head)
+        self._tokenizer_ref = str(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else None
+        self._head_ref = str(Path(sparse_head).expanduser().resolve()) if isinstance(sparse_head, (str, os.PathLike)) else None
         self._lock = threading.Lock()
         self._cache: dict[str, OrderedDict[str, _Item]] = {"query": OrderedDict(), "document": OrderedDict()}
 
     # ------------------------------------------------------------------ identity
     @property
     def model_name(self) -> str:
-        """The model asked for, else ``<protocol>@<url>``."""
-        return self._model or f"{self.protocol_name}@{self.transport.base_url}"
+        """The model asked for, else ``<protocol>@<url>`` (the URL without credentials or query)."""
+        return self._model or f"{self.protocol_name}@{public_url(self.transport.base_url)[0]}"
 
     @property
     def has_sparse(self) -> bool:
@@ -172,9 +226,26 @@ class RemoteEncoder(TransportOwner):
         return self._dimension
 
     def encoder_record(self) -> dict[str, Any]:
-        """What a collection records about this encoder (JSON values; never the key)."""
+        """What a collection records about this encoder (JSON values; never the key).
+
+        ``remote`` holds what :meth:`from_record` needs to connect again: the options, the
+        name of the API key's environment variable (never the key), and the URL unless it
+        carries credentials (``user:password@``) or a query string, which may hold a key:
+        then ``url`` is ``None`` and reopening needs the encoder (or ``url``) passed again.
+        A local ``tokenizer`` or ``sparse_head`` is recorded by path when it was given as one.
+        """
         identity = f"remote:{self.protocol_name}:{self.model_name}"
+        url, safe = public_url(self.transport.base_url)
+        remote = {
+            **self._options,
+            "url": url if safe else None,
+            "api_key_env": self._api_key_env,
+            "settings": self.settings.as_dict(),
+            "tokenizer": self._tokenizer_ref,
+            "sparse_head": self._head_ref,
+        }
         return {
+            "remote": remote,
             "model": identity,
             "identity": identity,
             "hf_id": self._model,
@@ -188,9 +259,40 @@ class RemoteEncoder(TransportOwner):
             "precision": "remote",
         }
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], **overrides: Any) -> RemoteEncoder:
+        """The encoder a collection's record describes (:meth:`encoder_record`), with ``overrides`` applied.
+
+        The API key comes from ``overrides["api_key"]`` or the recorded environment variable.
+
+        Raises:
+            ConfigError: the record has no ``remote`` section, or no URL (it held credentials)
+                and none is given; the message names what to pass.
+        """
+        remote = record.get("remote")
+        if not isinstance(remote, Mapping):
+            raise ConfigError(
+                f"the collection records {record.get('model')!r} without its connection settings (written by an "
+                "older gte-rag); pass encoder=RemoteEncoder(url=..., protocol=..., model_name=...)"
+            )
+        options = {k: v for k, v in remote.items() if v is not None or k in ("sparse",)}
+        options = {**options, **overrides}
+        url = options.pop("url", None)
+        if not url:
+            raise ConfigError(
+                f"the collection was written through {record.get('model')!r}, whose URL held credentials and was not "
+                "recorded; pass encoder=RemoteEncoder(url=..., protocol="
+                f"{remote.get('protocol')!r}, model_name={remote.get('model_name')!r}), or encoder_options={{'url': ...}}"
+            )
+        known = set(inspect.signature(cls.__init__).parameters) - {"self", "url"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown RemoteEncoder option(s) {unknown}; known: {sorted(known)}")
+        return cls(str(url), **options)
+
     def __repr__(self) -> str:
         return (
-            f"RemoteEncoder(url={self.transport.base_url!r}, protocol={self.protocol_name!r}, "
+            f"RemoteEncoder(url={public_url(self.transport.base_url)[0]!r}, protocol={self.protocol_name!r}, "
             f"model_name={self._model!r}, dimension={self._dimension}, sparse={self.sparse_mode!r})"
         )
 
@@ -206,10 +308,6 @@ class RemoteEncoder(TransportOwner):
         self, texts: Sequence[str | TokenizedText], role: str, return_sparse: bool, return_token_states: bool,
         on_empty: EmptyPolicy | None,
     ) -> tuple[list[str], bool, list[int], dict[int, _Item]]:
-        if return_token_states:
-            raise ConfigError(
-                "a remote encoder returns no token states from encode(); use RemoteEncoder.token_states() (TEI /embed_all)"
-            )
         if role not in ("query", "document"):
             raise ConfigError(f"role={role!r} is not 'query' or 'document'")
         items = check_inputs(texts, self.on_empty if on_empty is None else on_empty)
@@ -231,7 +329,11 @@ class RemoteEncoder(TransportOwner):
         """Vectors of ``texts`` from the service, rows in input order (see :meth:`GteEncoder.encode`).
 
         ``num_tokens`` is 0 for every text: the services do not report per-text counts.
-        ``show_progress`` shows a bar over the requests.
+        ``show_progress`` shows a bar over the requests. ``return_token_states=True`` (TEI, documents
+        without a server-side prompt) sends each text (a :class:`TokenizedText` sends its span) to
+        ``/tokenize`` and ``/embed_all`` and returns the states on the input's own tokens, as the
+        local encoder does (``token_ids``, ``text_from``, and ``token_weights`` with ``sparse_head``);
+        it bypasses the cache.
 
         Raises:
             InputTypeError, ConfigError: as the local encoder (bad input, empty text).
@@ -239,6 +341,10 @@ class RemoteEncoder(TransportOwner):
             RemoteRequestError: the service refused the request (4xx).
             RemoteResponseError: an answer with the wrong count, index or dimension, or not JSON.
         """
+        if return_token_states:
+            if role not in ("query", "document"):
+                raise ConfigError(f"role={role!r} is not 'query' or 'document'")
+            return self._token_states_output(check_inputs(texts, self.on_empty if on_empty is None else on_empty), role)
         strs, want_sparse, missing, hits = self._prepare(texts, role, return_sparse, return_token_states, on_empty)
         fresh: list[_Item] = []
         if missing:
@@ -284,16 +390,22 @@ class RemoteEncoder(TransportOwner):
         return [prefix + t for t in texts] if prefix else texts
 
     def _send(self, batch: list[str], role: str, want_sparse: bool) -> list[_Item]:
-        calls = self.protocol.calls(batch, role, dense=True, sparse=want_sparse)
+        calls = self.protocol.calls(batch, role, dense=True, sparse=want_sparse and self._service_sparse)
         parts = [(c, self.transport.post(c.path, c.payload)) for c in calls]
-        return self._read(batch, want_sparse, parts)
+        head = self._head_sparse(batch, role) if want_sparse and self._head is not None else None
+        return self._read(batch, want_sparse, parts, head)
 
     async def _asend(self, batch: list[str], role: str, want_sparse: bool) -> list[_Item]:
-        calls = self.protocol.calls(batch, role, dense=True, sparse=want_sparse)
+        calls = self.protocol.calls(batch, role, dense=True, sparse=want_sparse and self._service_sparse)
         parts = [(c, await self.transport.apost(c.path, c.payload)) for c in calls]
-        return self._read(batch, want_sparse, parts)
+        head = None
+        if want_sparse and self._head is not None:  # the token-state round trips run on the sync client, in a thread
+            head = await asyncio.to_thread(self._head_sparse, batch, role)
+        return self._read(batch, want_sparse, parts, head)
 
-    def _read(self, batch: list[str], want_sparse: bool, parts: list[tuple[Any, Any]]) -> list[_Item]:
+    def _read(
+        self, batch: list[str], want_sparse: bool, parts: list[tuple[Any, Any]], head: list[SparseVector] | None = None
+    ) -> list[_Item]:
         n = len(batch)
         dense: list[npt.NDArray[np.float32]] | None = None
         sparse: list[SparseVector] | None = None
@@ -305,6 +417,8 @@ class RemoteEncoder(TransportOwner):
                 dense = rows
             if sv is not None:
                 sparse = sv
+        if head is not None:
+            sparse = head
         if dense is None or (want_sparse and sparse is None):  # pragma: no cover - protocol bug
             raise AssertionError("protocol returned no vectors")
         out: list[_Item] = []

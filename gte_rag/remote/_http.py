@@ -365,14 +365,20 @@ class HttpTransport:
             RemoteResponseError: a 2xx answer that is not JSON.
             RemoteServiceError: still failing after ``max_attempts``.
         """
+        return self._request("POST", path, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` (TEI ``/info``); the parsed JSON answer, with the retries and errors of :meth:`post`."""
+        return self._request("GET", path, None)
+
+    def _request(self, method: str, path: str, content: bytes | None) -> Any:
         endpoint = self.url(path)
-        content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         client = self.client
         try:
             for attempt in self._retrying(endpoint, tenacity.Retrying):
                 with attempt:
                     try:
-                        response = client.post(endpoint, content=content)
+                        response = client.request(method, endpoint, content=content)
                     except httpx.TransportError as exc:
                         raise self._transport_failure(exc) from None
                     return self._check(endpoint, response)

@@ -84,7 +84,8 @@ def test_native_gte_checkpoint(tiny_native_gte: Path) -> None:
 
 
 def test_bert_mean_pooling_and_lexical_sparse(tiny_bert: Path) -> None:
-    enc = GteEncoder(tiny_bert, batch_size=3, cache_size=0, dtype="float32")
+    # the model's word pieces (analyzer="tokens"); the default word analyzer is tested in test_analyzers.py
+    enc = GteEncoder(tiny_bert, batch_size=3, cache_size=0, dtype="float32", analyzer="tokens")
     assert enc.spec.pooling is Pooling.MEAN and enc.sparse_mode == "lexical"
     assert not enc.first_token_only  # mean pooling reads every position
     out = enc.encode(TEXTS)

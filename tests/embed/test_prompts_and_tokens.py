@@ -154,7 +154,8 @@ def test_tokenized_text_gets_the_role_prompt(tiny_bert: Path) -> None:
 
 
 def test_sparse_of_a_slice_comes_from_its_ids(tiny_bert: Path, tiny_embedder: Path) -> None:
-    lexical = GteEncoder(tiny_bert, cache_size=0, dtype="float32")
+    # the word-piece analyzer weighs the slice's own ids (the word analyzer its span text: test_analyzers.py)
+    lexical = GteEncoder(tiny_bert, cache_size=0, dtype="float32", analyzer="tokens")
     tok = lexical.tokenize([TEXTS[1]])[0]
     part = tok.slice(2, 6)
     assert lexical._lexical is not None

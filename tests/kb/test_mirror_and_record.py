@@ -222,7 +222,7 @@ def test_alpha_half_is_the_fusion_unchanged(location: Any, collection: str, enco
         dense = [h.id for h in kb.query(q, top_k=5, mode="dense")]
         sparse = [h.id for h in kb.query(q, top_k=5, mode="sparse")]
         expected = {i: sum(1.0 / (60 + r.index(i)) for r in (dense, sparse) if i in r) for i in dense + sparse}
-        for h in kb.query(q, top_k=5, alpha=0.5):
+        for h in kb.query(q, top_k=5, fusion="rrf", alpha=0.5):  # (the default fusion is DBSF)
             assert h.score == pytest.approx(expected[h.id], rel=1e-6)
         # weighted keeps the mGTE 1.0 / 0.1 ratio by default and under alpha=0.5
         explicit = kb.query(q, top_k=5, hybrid=HybridConfig(fusion="weighted", dense_weight=1.0, sparse_weight=0.1))

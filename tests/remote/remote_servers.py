@@ -25,6 +25,7 @@ import math
 import random
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,6 +100,9 @@ class FakeService:
             def do_POST(self) -> None:  # noqa: N802
                 service._handle(self)
 
+            def do_GET(self) -> None:  # noqa: N802
+                service._handle_get(self)
+
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -162,6 +166,26 @@ class FakeService:
         finally:
             with self.lock:
                 self.in_flight -= 1
+
+    def _handle_get(self, h: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.requests.append(Recorded(h.path, None, {k.lower(): v for k, v in h.headers.items()}))
+        if self.protocol == "tei" and h.path.rstrip("/") == "/info":
+            self._send(h, 200, self.tei_info())
+        else:
+            self._send(h, 404, self.error_body(f"no route {h.path}", status=404))
+
+    def tei_info(self) -> dict[str, Any]:
+        """TEI's ``GET /info`` for the model behind this server."""
+        pooling = {"cls": "cls", "mean": "mean", "last_token": "last_token"}[self.embedder.spec.pooling.value] \
+            if self.embedder is not None else "cls"
+        return {
+            "model_id": str(getattr(self.embedder, "model_name", "tiny")), "model_sha": None, "model_dtype": "float32",
+            "model_type": {"embedding": {"pooling": pooling}}, "prompts": None, "default_prompt": None,
+            "max_concurrent_requests": 512, "max_input_length": int(getattr(self.embedder, "max_length", 512)),
+            "max_batch_tokens": 16384, "max_batch_requests": None, "max_client_batch_size": self.max_batch or 32,
+            "auto_truncate": True, "tokenization_workers": 2, "version": "1.8.0",
+        }
 
     def _answer(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length", "0"))
@@ -272,7 +296,9 @@ class FakeService:
 
     def _tei_embed_all(self, body: dict[str, Any]) -> Any:
         texts, role = self._tei_inputs(body)
-        out = self.embedder.encode(texts, role=role, return_sparse=False, return_token_states=True, on_empty="encode")
+        with warnings.catch_warnings():  # TEI truncates (truncate=true) without a word; so does this server
+            warnings.simplefilter("ignore")
+            out = self.embedder.encode(texts, role=role, return_sparse=False, return_token_states=True, on_empty="encode")
         return [states.tolist() for states in out.token_states]
 
     def _scores(self, query: str, docs: list[str], raw: bool = True) -> list[float]:

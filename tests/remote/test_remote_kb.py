@@ -15,6 +15,7 @@ from gte_rag.errors import ConfigError
 from gte_rag.kb import KnowledgeBase
 from gte_rag.llama_index import GteRemoteEmbedding
 from gte_rag.qdrant import HybridConfig
+from gte_rag.remote import RemoteEncoder
 
 
 def _scifact(data_dir: Path, n_docs: int, n_queries: int) -> tuple[list[str], list[str], list[str]]:
@@ -56,7 +57,7 @@ def test_remote_kb_top10_equals_local(minilm_encoder: Any, data_dir: Path, tmp_p
 def test_remote_encoder_without_tokenizer_needs_whole_documents(tmp_path: Path, local_embedder: Any) -> None:
     service = FakeService("tei", embedder=local_embedder)
     try:
-        remote = GteRemoteEmbedding(url=service.url, settings=FAST).encoder
+        remote = RemoteEncoder(service.url, settings=FAST, tokenizer=False)  # TEI's /tokenize not used
         with pytest.raises(ConfigError, match="chunk_size=0"):
             KnowledgeBase(tmp_path / "kb", encoder=remote, hybrid=HybridConfig(mode="dense"))
         with pytest.raises(ConfigError, match="GteEncoder or RemoteEncoder"):
