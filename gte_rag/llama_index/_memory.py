@@ -53,9 +53,12 @@ def _tokens(text: str) -> int:
 class GteMemoryBlock(BaseMemoryBlock[str]):
     """Long-term memory for ``llama_index.core.memory.Memory``, scoped per call, truncated by score.
 
-    Scope of a call: ``user_id`` from the call's keyword arguments (``memory.aget(user_id=...)``
-    passes them through) or the message's ``additional_kwargs``, else the block's ``user_id``,
-    else the ``Memory``'s session id (one LlamaIndex session = one user). The session id is
+    Scope of a call: writes (``Memory.aput`` passes no keyword arguments) take the user from
+    each message's ``additional_kwargs["user_id"]``, else the block's ``user_id``, else the
+    ``Memory``'s session id (one LlamaIndex session = one user). Reads use the same rule; a
+    per-call ``memory.aget(user_id=...)`` is accepted only when it names that same user (or
+    every message given carries it in ``additional_kwargs``), else ConfigError, so reads never
+    look where writes did not go. The session id is
     stored with each memory; ``search_all_sessions=True`` (default) recalls across a user's
     sessions, ``False`` only the current one.
 
@@ -100,10 +103,28 @@ class GteMemoryBlock(BaseMemoryBlock[str]):
             )
         return str(user)
 
+    def _check_read_user(self, session_id: str | None, messages: list[ChatMessage], kwargs: dict[str, Any]) -> None:
+        # Memory.aput passes no keyword arguments to the block: writes take the user from each
+        # message's additional_kwargs, else the block's user_id, else the session id. A per-call
+        # user_id on reads must be that same user, or reads would look where nothing is written.
+        wanted = kwargs.get("user_id")
+        if not wanted or wanted == (self.user_id or session_id):
+            return
+        stamped = {m.additional_kwargs.get("user_id") for m in messages}
+        if stamped == {wanted}:
+            return
+        raise ConfigError(
+            f"GteMemoryBlock.aget got user_id={wanted!r}, but its writes go to user "
+            f"{self.user_id or session_id!r} (Memory.aput passes no user_id to the block). Give the block "
+            "user_id=..., use the user as the Memory's session_id, or put user_id in every message's "
+            "additional_kwargs"
+        )
+
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
         if not messages:
             return ""
         session_id = block_kwargs.get("session_id")
+        self._check_read_user(session_id, messages, block_kwargs)
         query = " ".join(t for t in (_text(m) for m in messages[-self.retrieval_context_window:]) if t)
         if not query:
             return ""

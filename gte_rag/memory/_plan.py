@@ -13,15 +13,21 @@ request on either engine::
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from qdrant_client import models
 
+import numpy as np
+
 from ..qdrant import CollectionLayout, QueryPlan, SearchHit
+from ..qdrant._layout import PayloadIndexType
+from . import _records as r
 from ._records import (
     ACTIVE,
     STATE,
+    SUPERSEDED_BY,
+    TEXT,
     HASH,
     IMPORTANCE,
     KIND,
@@ -38,19 +44,37 @@ from ._settings import MemorySettings
 
 __all__ = [
     "CONTEXT_VECTOR",
+    "PAYLOAD_INDEXES",
     "duplicate_of",
     "id_filter",
+    "judge_near_duplicates",
     "kind_condition",
     "lineage_filter",
     "lineage_of",
     "memory_filter",
+    "placeholder",
     "rescore_with_neighbours",
     "scope_filter",
     "search_plan",
+    "successor_filter",
 ]
 
 CONTEXT_VECTOR = "context"
 """Name of the context vector (the turn with the turns before it), the layout's second dense vector."""
+
+PAYLOAD_INDEXES: dict[str, PayloadIndexType] = {
+    "user_id": "keyword", "agent_id": "keyword", "session_id": "keyword", r.KIND: "keyword",
+    r.STATE: "keyword", r.TIMESTAMP: "datetime", r.HASH: "keyword", r.LINEAGE: "keyword",
+    r.MEMORY_ID: "keyword", r.TURN: "integer",
+}
+
+
+def placeholder(size: int) -> np.ndarray:
+    """The vector of a point that is never searched (history copies, counters: the kind filter)."""
+    vec = np.zeros(size, dtype=np.float32)
+    vec[0] = 1.0
+    return vec
+
 
 _DECAYS: dict[str, Any] = {
     "exp": (models.ExpDecayExpression, "exp_decay"),
@@ -232,3 +256,28 @@ def duplicate_of(
         if sim >= threshold:
             return ids[j], sim
     return None
+
+
+def successor_filter(scope: Scope, memory_id: str) -> models.Filter:
+    """The memories of ``scope`` that ``memory_id`` superseded."""
+    return scope_filter(scope, _match(KIND, MEMORY_KIND), _match(SUPERSEDED_BY, memory_id))
+
+
+def judge_near_duplicates(
+    judge: Callable[[str, str], bool], texts: Sequence[str], hashes: Sequence[str], existing: Mapping[Any, str],
+    near: Sequence[SearchHit | None], threshold: float | None,
+) -> dict[int, str]:
+    """``{text index: stored id}`` for the near duplicates the judge says the new text contradicts.
+
+    A near duplicate may be a correction ("555-1234" -> "555-9876"): the judge sees it before dedup
+    does. Exact content-hash matches never reach the judge.
+    """
+    out: dict[int, str] = {}
+    if threshold is None:
+        return out
+    for i, (text, h, hit) in enumerate(zip(texts, hashes, near)):
+        if hit is None or hit.score < threshold or h in existing:
+            continue
+        if judge(text, str(hit.payload.get(TEXT, ""))):
+            out[i] = hit.id
+    return out

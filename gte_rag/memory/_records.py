@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -41,7 +42,7 @@ IMPORTANCE, TURN, HASH, METADATA = "importance", "turn", "hash", "metadata"
 STATE, KIND, LINEAGE, VERSION = "state", "_kind", "lineage", "version"
 ACTIVE, SUPERSEDED = "active", "superseded"  # values of STATE (a keyword: bool matches differ across engines)
 SUPERSEDED_BY, SUPERSEDED_AT, SUPERSEDES, MEMORY_ID = "superseded_by", "superseded_at", "supersedes", "memory_id"
-MEMORY_KIND, HISTORY_KIND = "memory", "history"
+MEMORY_KIND, HISTORY_KIND, COUNTER_KIND = "memory", "history", "counter"
 
 RESERVED_FIELDS = frozenset({
     *SCOPE_FIELDS, TEXT, SPEAKER, TIMESTAMP, CREATED_AT, IMPORTANCE, TURN, HASH, METADATA, STATE, KIND,
@@ -92,6 +93,20 @@ class Scope:
         return all(payload.get(k) == v for k, v in self.fields().items())
 
 
+def resolve_encoder(embed_model: Any) -> Any:
+    """The core encoder behind ``embed_model`` (a GteEncoder, RemoteEncoder, or an adapter holding one)."""
+    needed = ("encode", "dimension", "has_sparse", "sparse_mode", "model_name")
+    if all(hasattr(embed_model, a) for a in needed):
+        return embed_model
+    inner = getattr(embed_model, "encoder", None)
+    if inner is not None and all(hasattr(inner, a) for a in needed):
+        return inner
+    raise ConfigError(
+        f"embed_model must be a GteEmbedding, GteRemoteEmbedding, GteEncoder or RemoteEncoder, got "
+        f"{type(embed_model).__name__}; wrap other models in a GteEncoder"
+    )
+
+
 def now_utc() -> _dt.datetime:
     """The current time, timezone-aware UTC."""
     return _dt.datetime.now(_dt.timezone.utc)
@@ -108,7 +123,7 @@ def as_datetime(value: Any, what: str = "timestamp") -> _dt.datetime:
     if isinstance(value, _dt.date):
         return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _dt.datetime.fromtimestamp(float(value), tz=_dt.timezone.utc)
+        return _from_epoch(value, what)
     if isinstance(value, str):
         try:
             return as_datetime(_dt.datetime.fromisoformat(value.replace("Z", "+00:00")), what)
@@ -118,6 +133,42 @@ def as_datetime(value: Any, what: str = "timestamp") -> _dt.datetime:
         f"{what}={value!r} is not a time; pass a datetime (naive means UTC), a date, "
         "an ISO 8601 string or epoch seconds"
     )
+
+
+_MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+def _from_epoch(value: float, what: str) -> _dt.datetime:
+    seconds = float(value)
+    if not math.isfinite(seconds) or abs(seconds) > _MAX_EPOCH:
+        hint = (" (that looks like epoch milliseconds: divide by 1000)"
+                if math.isfinite(seconds) and abs(seconds) / 1000.0 <= _MAX_EPOCH else "")
+        raise ConfigError(
+            f"{what}={value!r} is out of range: epoch seconds expected, got milliseconds?{hint} "
+            f"Pass epoch seconds within +-{_MAX_EPOCH:.0f}, a datetime or an ISO 8601 string"
+        )
+    try:
+        return _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ConfigError(f"{what}={value!r} is not a valid time in epoch seconds ({exc}); pass a datetime") from exc
+
+
+METADATA_MAX_BYTES = 64 * 1024
+"""Largest metadata of one memory, serialised as JSON (UTF-8 bytes)."""
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_json_value(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"metadata[{path}] is {value!r}: NaN and infinities are not JSON; store None or a string")
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        raise ConfigError(f"metadata[{path}]={value!r} is outside int64 (Qdrant payload integers); store it as a string")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_json_value(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_json_value(v, f"{path}[{i}]")
 
 
 def iso(value: _dt.datetime) -> str:
@@ -130,7 +181,8 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
 
     Raises:
         MemoryScopeError: a key is a scope field or an internal field.
-        ConfigError: metadata is not a mapping with string keys, or not JSON-compatible.
+        ConfigError: metadata is not a mapping with string keys, not JSON-compatible (NaN,
+            infinity, an int outside int64: the key is named), or over 64 KiB as JSON.
     """
     if metadata is None:
         return {}
@@ -148,9 +200,21 @@ def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if any(not isinstance(k, str) for k in metadata):
         raise ConfigError("metadata keys must be strings")
     try:
-        out: dict[str, Any] = json.loads(json.dumps(dict(metadata)))
+        text = json.dumps(dict(metadata), allow_nan=False)
     except (TypeError, ValueError) as exc:
+        if "Circular" not in str(exc):
+            for k, v in metadata.items():
+                _check_json_value(v, repr(k))  # names the key of a NaN / infinity
         raise ConfigError(f"metadata must be JSON-compatible: {exc}") from exc
+    for k, v in metadata.items():
+        _check_json_value(v, repr(k))  # ints beyond int64 serialise but no engine stores them
+    size = len(text.encode("utf-8"))
+    if size > METADATA_MAX_BYTES:
+        raise ConfigError(
+            f"metadata is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES // 1024} KiB per memory. "
+            "Keep large data elsewhere and store a reference to it"
+        )
+    out: dict[str, Any] = json.loads(text)
     return out
 
 
@@ -163,6 +227,13 @@ def content_hash(text: str) -> str:
 def turn_id(scope: Scope, session_id: str, turn: int) -> str:
     """Deterministic id of turn ``turn`` of a session inside a scope (neighbours are fetched by id)."""
     key = json.dumps(["memory-turn", scope.user_id, scope.agent_id, session_id, int(turn)])
+    return str(uuid.uuid5(GTE_RAG_NAMESPACE, key))
+
+
+def counter_id(scope: Scope, session_id: str) -> str:
+    """Id of a session's turn counter: a point holding only ``{_kind: "counter", turn: next}`` (no
+    text, no scope fields, so ``forget`` leaves it and a deleted turn's id is never issued again)."""
+    key = json.dumps(["memory-counter", scope.user_id, scope.agent_id, session_id])
     return str(uuid.uuid5(GTE_RAG_NAMESPACE, key))
 
 

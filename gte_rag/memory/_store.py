@@ -29,18 +29,21 @@ from qdrant_client import models
 
 from ..errors import ConfigError, MemoryNotFoundError, MemoryStoreError
 from ..qdrant import CollectionLayout, HybridConfig, PointRecord, QdrantStore, SearchHit, StoredPoint, open_store
-from ..qdrant._layout import PayloadIndexType
 from ..qdrant._query import build_query_plan
 from . import _records as r
 from ._plan import (
     CONTEXT_VECTOR,
+    PAYLOAD_INDEXES,
     duplicate_of,
     id_filter,
     kind_condition,
     lineage_filter,
     lineage_of,
+    placeholder,
+    judge_near_duplicates,
     memory_filter,
     rescore_with_neighbours,
+    successor_filter,
     scope_filter,
     search_plan,
 )
@@ -56,27 +59,7 @@ Extractor = Callable[[str], Sequence[str]]
 Judge = Callable[[str, str], bool]
 """``judge(new, old) -> bool``: whether the new fact makes the old one no longer true."""
 
-PAYLOAD_INDEXES: dict[str, PayloadIndexType] = {
-    "user_id": "keyword", "agent_id": "keyword", "session_id": "keyword", r.KIND: "keyword",
-    r.STATE: "keyword", r.TIMESTAMP: "datetime", r.HASH: "keyword", r.LINEAGE: "keyword",
-    r.MEMORY_ID: "keyword", r.TURN: "integer",
-}
-_PROBE = 64  # turn ids probed per round when a session's next turn is looked for
 _JUDGE_CANDIDATES = 3
-
-
-def _resolve_encoder(embed_model: Any) -> Any:
-    """The core encoder behind ``embed_model`` (a GteEncoder, RemoteEncoder, or an adapter holding one)."""
-    needed = ("encode", "dimension", "has_sparse", "sparse_mode", "model_name")
-    if all(hasattr(embed_model, a) for a in needed):
-        return embed_model
-    inner = getattr(embed_model, "encoder", None)
-    if inner is not None and all(hasattr(inner, a) for a in needed):
-        return inner
-    raise ConfigError(
-        f"embed_model must be a GteEmbedding, GteRemoteEmbedding, GteEncoder or RemoteEncoder, got "
-        f"{type(embed_model).__name__}; wrap other models in a GteEncoder"
-    )
 
 
 class MemoryStore:
@@ -139,7 +122,7 @@ class MemoryStore:
                 f"or a postprocessor of this package (GteReranker, GteLLMReranker, RemoteReranker), "
                 f"got {type(reranker).__name__}"
             )
-        self.encoder = _resolve_encoder(embed_model)
+        self.encoder = r.resolve_encoder(embed_model)
         self.settings = settings or MemorySettings()
         self.extractor, self.judge, self.reranker = extractor, judge, reranker
         self.location = location
@@ -186,15 +169,12 @@ class MemoryStore:
         return page[0]
 
     def _next_turn(self, scope: r.Scope, session: str) -> int:
-        """The first free turn index of a session (deletions leave gaps; ids are never reused while held)."""
-        seen = self.store.count(scope_filter(replace(scope, session_id=session), kind_condition()))
-        start = seen
-        while True:
-            probe = [r.turn_id(scope, session, i) for i in range(start, start + _PROBE)]
-            found = {p.id for p in self.store.retrieve(probe)}
-            if not found:
-                return start
-            start = max(i for i, pid in zip(range(start, start + _PROBE), probe) if pid in found) + 1
+        """The session's counter (it only grows: ids are never reissued), else one past its highest turn."""
+        got = self.store.retrieve([r.counter_id(scope, session)])
+        if got:
+            return int(got[0].payload.get(r.TURN, 0))
+        held = self._scroll_all(scope_filter(replace(scope, session_id=session)))
+        return max((t for p in held if isinstance(t := p.payload.get(r.TURN), int)), default=-1) + 1
 
     def _previous_texts(self, scope: r.Scope, session: str, first: int, n: int) -> list[str]:
         if n <= 0 or first <= 0:
@@ -221,6 +201,8 @@ class MemoryStore:
         Raw turns are stored (one memory per message), unless the store has an ``extractor``.
         A text already in the scope (same content hash, or dense cosine >= ``dedup_threshold``)
         is not stored again: its event says ``"duplicate"`` and names the memory it matched.
+        The ``supersedes`` target never counts as a duplicate; with a ``judge``, a near duplicate
+        the judge says the text contradicts is stored and superseded (exact matches skip the judge).
 
         Args:
             text_or_messages: A string, or messages (``{"role", "content", "name"?, "timestamp"?}``
@@ -278,9 +260,16 @@ class MemoryStore:
         dense = np.asarray(out.dense, dtype=np.float32)
         # exact duplicates already stored in the scope: one scroll over the hashes
         flt = memory_filter(scope)
+        if old is not None:  # the memory a correction replaces is never its duplicate
+            flt = models.Filter(must=[flt], must_not=[models.HasIdCondition(has_id=[old.id])])
         known = models.Filter(must=[flt, models.FieldCondition(key=r.HASH, match=models.MatchAny(any=sorted(set(hashes))))])
         existing = {p.payload.get(r.HASH): p.id for p in self.store.scroll(filter=known, limit=len(hashes) + 8)[0]}
         near = self._near_duplicates(dense, flt)
+        # a near duplicate the judge says the new text contradicts is superseded, not matched
+        contradicted = {} if self.judge is None or old is not None else judge_near_duplicates(
+            self.judge, [m.content for m in messages], hashes, existing, near, settings.dedup_threshold)
+        near = [None if i in contradicted else h for i, h in enumerate(near)]
+        forced: dict[str, str] = {}  # added id -> the near duplicate it was judged to contradict
         session = str(scope.session_id)
         first = self._next_turn(scope, session) if turns else 0
         previous = self._previous_texts(scope, session, first, settings.context_turns) if turns else []
@@ -309,11 +298,15 @@ class MemoryStore:
             contexts.append("\n".join([*window, text]))
             points.append(PointRecord(mid, dense[i], out.sparse[i] if out.sparse else None, payload=payload))
             events.append(r.MemoryEvent(mid, m.content, "added"))
+            forced.update({mid: contradicted[i]} if i in contradicted else {})
         if points:
             ctx_vectors = self._context_vectors(contexts, [dense[i] for i in kept], [texts[i] for i in kept])
             points = [replace(p, document_vector=v) for p, v in zip(points, ctx_vectors)]
+            if turns:  # the session's counter moves in the same upsert, under the write lock
+                points.append(PointRecord(r.counter_id(scope, session), placeholder(self.layout.dense_size), None,
+                                          payload={r.KIND: r.COUNTER_KIND, r.TURN: turn}))
             self.store.upsert(points)
-        return r.AddResult(tuple(self._supersede(scope, events, old, stored_at)))
+        return r.AddResult(tuple(self._supersede(scope, events, old, stored_at, forced)))
 
     def _near_duplicates(self, dense: np.ndarray, flt: models.Filter) -> list[SearchHit | None]:
         if self.settings.dedup_threshold is None or len(dense) == 0:
@@ -332,7 +325,8 @@ class MemoryStore:
         return vectors
 
     def _supersede(
-        self, scope: r.Scope, events: list[r.MemoryEvent], old: StoredPoint | None, when: _dt.datetime
+        self, scope: r.Scope, events: list[r.MemoryEvent], old: StoredPoint | None, when: _dt.datetime,
+        forced: Mapping[str, str],
     ) -> list[r.MemoryEvent]:
         owner = replace(scope, session_id=None)
         out = []
@@ -342,24 +336,30 @@ class MemoryStore:
                 if old is not None:
                     targets.append(old.id)
                 elif self.judge is not None:
-                    targets.extend(self._judged(scope, e))
+                    targets = list(dict.fromkeys([*filter(None, [forced.get(e.id)]), *self._judged(scope, e, forced.get(e.id))]))
+            lineage: str | None = None
             for target in targets:
-                self.store.set_payload(
-                    {r.STATE: r.SUPERSEDED, r.SUPERSEDED_BY: e.id, r.SUPERSEDED_AT: r.iso(when)}, id_filter(owner, target)
-                )
-                if old is None:  # a judged supersede joins the old memory's lineage
+                self.store.set_payload({r.STATE: r.SUPERSEDED, r.SUPERSEDED_BY: e.id, r.SUPERSEDED_AT: r.iso(when)},
+                                       id_filter(owner, target))
+                if old is None:  # a judged supersede joins the old memories' lineages into one
                     found = self._find(owner, target)
-                    self.store.set_payload({r.LINEAGE: lineage_of(found.payload, found.id)}, id_filter(scope, e.id))
+                    theirs = lineage_of(found.payload, found.id)
+                    if lineage is None:
+                        lineage = theirs
+                        self.store.set_payload({r.LINEAGE: lineage}, id_filter(scope, e.id))
+                    elif theirs != lineage:
+                        self.store.set_payload({r.LINEAGE: lineage}, lineage_filter(owner, theirs))
             out.append(replace(e, superseded=tuple(targets)) if targets else e)
         return out
 
-    def _judged(self, scope: r.Scope, event: r.MemoryEvent) -> list[str]:
+    def _judged(self, scope: r.Scope, event: r.MemoryEvent, asked: str | None) -> list[str]:
         assert self.judge is not None
         vec = np.asarray(self._encode([event.text], "query", sparse=False).dense[0], dtype=np.float32)
         plan = build_query_plan(self.layout, dense=vec, sparse=None, top_k=_JUDGE_CANDIDATES + 1,
                                 hybrid=HybridConfig(mode="dense"), filter=memory_filter(replace(scope, session_id=None)))
         found = self.store.backend.query(plan)
-        return [h.id for h in found if h.id != event.id and self.judge(event.text, str(h.payload.get(r.TEXT, "")))]
+        return [h.id for h in found if h.id not in (event.id, asked)  # ``asked``: judged already, before dedup
+                and self.judge(event.text, str(h.payload.get(r.TEXT, "")))]
 
     # ------------------------------------------------------------------ read path
     def search(
@@ -482,9 +482,7 @@ class MemoryStore:
             old = dict(point.payload)
             version = int(old.get(r.VERSION, 0))
             copy = {**old, r.KIND: r.HISTORY_KIND, r.STATE: r.SUPERSEDED, r.MEMORY_ID: point.id, r.SUPERSEDED_AT: r.iso(now)}
-            placeholder = np.zeros(self.layout.dense_size, dtype=np.float32)
-            placeholder[0] = 1.0  # history copies are never searched (kind filter); a vector is required
-            self.store.upsert([PointRecord(r.history_id(point.id, version), placeholder, None, payload=copy)])
+            self.store.upsert([PointRecord(r.history_id(point.id, version), placeholder(self.layout.dense_size), None, payload=copy)])
             new = {**old, r.VERSION: version + 1, r.CREATED_AT: r.iso(now)}
             if meta is not None:
                 new[r.METADATA] = meta
@@ -513,6 +511,9 @@ class MemoryStore:
                session_id: str | None = None) -> None:
         """Delete a memory of this scope and its stored older versions.
 
+        The memories it had superseded become active again (searchable, ``superseded_by`` cleared):
+        deleting a correction restores what it corrected.
+
         Raises:
             MemoryNotFoundError: no such memory in this scope.
         """
@@ -520,6 +521,9 @@ class MemoryStore:
         with self._write_lock:
             point = self._find(scope, memory_id)
             self.store.delete(id_filter(scope, point.id, with_history=True))
+            # what it had superseded is true again: active, searchable, no dangling link
+            self.store.set_payload({r.STATE: r.ACTIVE, r.SUPERSEDED_BY: None, r.SUPERSEDED_AT: None},
+                                   successor_filter(r.Scope(str(point.payload["user_id"])), point.id))
 
     def forget(self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None) -> int:
         """Delete every memory of a scope (history included); returns how many points went."""

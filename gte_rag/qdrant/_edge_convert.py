@@ -88,9 +88,24 @@ def _geo_point(p: models.GeoPoint) -> qe.GeoPoint:
     return qe.GeoPoint(lon=p.lon, lat=p.lat)
 
 
+def _refuse_bool_match(key: str, match: Any) -> None:
+    # qdrant-edge-py 0.9.0 turns a bool into the int 1 / 0 (qe.MatchValue(True).value == 1, also
+    # with value= and in MatchAny), which never matches a bool payload, and must_not then
+    # matches everything: refuse instead of returning wrong results
+    values = [getattr(match, "value", None), *(getattr(match, "any", None) or []),
+              *(getattr(match, "except_", None) or [])]
+    if any(isinstance(v, bool) for v in values):
+        raise ConfigError(
+            f"Qdrant Edge cannot match the bool field {key!r} (its Python binding sends bools as integers, "
+            f"so the match would silently find nothing); store {key!r} as a keyword ('true' / 'false') or an "
+            "int (1 / 0) and match that, or use qdrant-client (local mode or a server)"
+        )
+
+
 def _field_condition(cond: models.FieldCondition) -> qe.FieldCondition:
     kwargs: dict[str, Any] = {}
     if cond.match is not None:
+        _refuse_bool_match(cond.key, cond.match)
         kwargs["match"] = _match(cond.match)
     if cond.range is not None:
         kwargs["range"] = _range(cond.range)
