@@ -9,13 +9,20 @@ Two analyzers, chosen per collection and recorded with it (:meth:`Analyzer.recor
        *identifier* (``v1.5``, ``gte-qwen2``, ``cve-2024-1234``, ``snake_case``), kept whole
        and, in addition, as its parts (``v1``, ``5``...), so ``CVE-2024-1234`` matches
        exactly and ``qwen2`` still matches ``gte-Qwen2``.
-    3. Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar)
+    3. Scripts written without spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar,
+       with the Japanese marks of no script of their own inside those runs: the long-vowel
+       mark ``ー``, the iteration marks ``々 ゝ ゞ ヽ ヾ``)
        become overlapping character bigrams (a lone character stays a unigram): word
        segmentation of those scripts needs a dictionary, bigrams need none and are the
        usual fallback of multilingual BM25.
-    4. Stopwords of the language (``stop-words`` package) are dropped; pure letters of
-       length 1 are dropped; alphabetic words are stemmed with the Snowball stemmer of the
-       language (``PyStemmer``); identifiers are kept unstemmed.
+    4. Stopwords of the language are dropped: the lists of the ``stopwords`` package (1.0.2;
+       English: the classic Snowball / NLTK list of 174 function words, so content words such
+       as *test*, *system* or *information* are kept; most languages' lists are as short, a
+       few are longer, e.g. Finnish 747 words; languages without a list are only stemmed). The list
+       is checked against the word as written (before stemming), as Snowball's own lists are
+       meant to be. Pure letters of length 1 are dropped; words of letters and marks are
+       stemmed with the Snowball stemmer of the language (``PyStemmer``); identifiers are
+       kept unstemmed.
     Language ``"none"`` skips stopwords and stemming (any language, any script).
 
 ``tokens``
@@ -77,20 +84,35 @@ Documents in a knowledge base are chunks cut at the model's window (MiniLM: 254 
 larger models at most 512 tokens); a full chunk of English prose of that size holds
 roughly 100-150 analysed terms after stopwords, and the last chunk of a document and short
 documents hold fewer. The mean analysed length of the shared corpora (``word:english``,
-benchmarks/README.md) is 66 (XQuAD), 88 (Cranfield) and 138 (SciFact); 100 is a round
+benchmarks/README.md) is 80 (XQuAD), 107 (Cranfield) and 160 (SciFact); 100 is a round
 value inside that range, fixed (not measured per collection, so that a document's weights
 never change after it is stored) and recorded with the collection.
 """
-ANALYZER_VERSION = 1
-"""Bumped whenever the ``word`` analyzer's output for a given text changes."""
+ANALYZER_VERSION = 2
+"""Bumped whenever the ``word`` analyzer's output for a given text changes.
 
-_NO_SPACE_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+Version 1 (gte-rag before this change) used the 1,333-word English list of the ``stop-words``
+package, split Japanese words at ``ー``, left words with combining marks unstemmed and split
+numbers at digit-group commas; version 2 uses the Snowball-style lists of ``stopwords`` 1.0.2
+and fixes the rest. A ``word`` analyzer recorded with another version is refused
+(:class:`Analyzer` raises :class:`~gte_rag.errors.ConfigError`): its terms cannot be
+reproduced, so its collection has to be re-indexed. The ``tokens`` analyzer has not changed:
+it is always the current version.
+"""
+
+# U+30FC (the long-vowel mark, Script=Common), U+3005 and U+309D/E, U+30FD/E (iteration marks)
+# belong to the Japanese runs around them: "コーヒー" is one run, not "コ" + "ヒ"
+_NO_SPACE_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u30fc\u3005\u309d\u309e\u30fd\u30fe"
 _WORD_CHARS = rf"[[\p{{L}}\p{{M}}\p{{N}}]--[{_NO_SPACE_SCRIPTS}]]"
 _JOINERS = r"[.\-_/:'\u2019]"
-_PATTERN_SOURCE = rf"(?V1)[{_NO_SPACE_SCRIPTS}]+|{_WORD_CHARS}+(?:{_JOINERS}{_WORD_CHARS}+)*"
+# a comma between digits is a digit-group separator ("1,000,000", "3,14"): part of the number
+_PATTERN_SOURCE = (
+    rf"(?V1)[{_NO_SPACE_SCRIPTS}]+|{_WORD_CHARS}+(?:{_JOINERS}{_WORD_CHARS}+|(?<=\p{{N}}),\p{{N}}+)*"
+)
 _PARTS_SOURCE = rf"(?V1){_WORD_CHARS}+"
+_STEMMABLE_SOURCE = r"(?V1)[\p{L}\p{M}]+"  # letters with their combining marks (Hindi, Arabic...)
 
-# ISO 639-1 codes of model families -> Snowball / stop-words language names
+# ISO 639-1 codes of model families -> Snowball / stopwords language names
 _LANGUAGE_NAMES = {
     "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek",
     "en": "english", "es": "spanish", "eu": "basque", "fa": "persian", "fi": "finnish", "fr": "french",
@@ -147,8 +169,19 @@ class Analyzer:
             # language and stopwords mean nothing for word pieces: normalise them away
             object.__setattr__(self, "language", "none")
             object.__setattr__(self, "stopwords", False)
-        elif self.language != "none":
+            object.__setattr__(self, "version", ANALYZER_VERSION)  # word pieces never changed
+        elif self.language == "none":
+            object.__setattr__(self, "stopwords", False)  # no language, no stopwords: "word:none" is one analyzer
+        else:
             _check_language(self.language)
+        if self.kind == "word" and self.version != ANALYZER_VERSION:
+            raise ConfigError(
+                f"word analyzer version {self.version!r} cannot be reproduced by this gte-rag (its word analyzer is "
+                f"version {ANALYZER_VERSION}: other stopword lists and word rules), so queries would not match the "
+                "stored terms; re-index the documents (add them again) into a new collection (collection=...) or "
+                "location (`gte-rag migrate` copies vectors as they are: it does not re-analyse), or open it with "
+                "the gte-rag release that wrote it"
+            )
         for name in ("k1", "avgdl"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not value > 0):
@@ -264,15 +297,19 @@ def _check_language(language: str) -> None:
 
 @lru_cache(maxsize=None)
 def _stopwords(language: str) -> frozenset[str]:
+    """The Snowball-style stopword list of a Snowball language (``stopwords`` 1.0.2), folded as texts are."""
     try:
-        from stop_words import LANGUAGE_MAPPING, get_stop_words
+        from stopwords import LanguageNotAvailable, get_stopwords
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise MissingDependencyError(
-            "the word analyzer needs stop-words; install it with `pip install stop-words`"
+            "the word analyzer needs stopwords; install it with `pip install stopwords==1.0.2`"
         ) from exc
-    if language not in LANGUAGE_MAPPING.values() and language not in LANGUAGE_MAPPING:
-        return frozenset()  # a stemmer without a list (e.g. basque): stem only
-    return frozenset(unicodedata.normalize("NFKC", w).casefold() for w in get_stop_words(language))
+    try:
+        words = get_stopwords(language)
+    except LanguageNotAvailable:
+        return frozenset()  # a stemmer without a list (e.g. tamil): stem only
+    folded = (unicodedata.normalize("NFKC", w).strip().casefold() for w in words)
+    return frozenset(w for w in folded if w)
 
 
 class WordAnalyzer:
@@ -295,6 +332,7 @@ class WordAnalyzer:
         self._pattern = regex.compile(_PATTERN_SOURCE)
         self._parts = regex.compile(_PARTS_SOURCE)
         self._no_space = regex.compile(rf"(?V1)[{_NO_SPACE_SCRIPTS}]")
+        self._stemmable = regex.compile(_STEMMABLE_SOURCE)
         self._stop = _stopwords(analyzer.language) if analyzer.stopwords and analyzer.language != "none" else frozenset()
         self._stemmer: Any = None
         self._lock = threading.Lock()  # PyStemmer objects are not thread-safe
@@ -322,7 +360,7 @@ class WordAnalyzer:
             for part in parts:
                 if (len(part) == 1 and not part.isdigit()) or part in self._stop:
                     continue
-                if self._stemmer is not None and part.isalpha():
+                if self._stemmer is not None and self._stemmable.fullmatch(part):
                     words.append((len(out), part))
                 out.append(part)
         if words and self._stemmer is not None:

@@ -517,6 +517,7 @@ class GteEncoder:
         weights: npt.ArrayLike | None = None,
         *,
         role: Role = "document",
+        text: str | None = None,
     ) -> SparseVector:
         """The sparse vector of a run of a text's own tokens, without a forward pass.
 
@@ -527,9 +528,14 @@ class GteEncoder:
             ids: Token ids of the run (specials among them are dropped in learned mode).
             weights: Learned mode: the token weights at the same positions (a slice of
                 :attr:`EncodeOutput.token_weights`); ids with weight <= 0 are dropped and a
-                repeated id keeps its largest weight. Ignored in lexical mode (with the
-                ``word`` analyzer the run is decoded back to text and analysed).
+                repeated id keeps its largest weight. Ignored in lexical mode.
             role: Lexical mode: ``"document"`` (saturated term frequencies) or ``"query"``.
+            text: ``word`` analyzer: the run's own characters (its span of the original text),
+                analysed exactly as :meth:`encode` analyses a text, so a late chunk gets the terms
+                the same chunk embedded alone gets. Pass it: without it the ids are decoded back
+                to text, and a decoder loses what the word pieces do not keep (accents, case,
+                characters outside the vocabulary, the joins of identifiers). Ignored by the
+                ``tokens`` analyzer and in learned mode, which weigh the ids themselves.
 
         Raises:
             ConfigError: sparse output is off, learned mode without ``weights``, or
@@ -541,9 +547,10 @@ class GteEncoder:
             assert self._lexical is not None
             weigh = self._lexical.query if role == "query" else self._lexical.document
             if self._words is not None:
-                assert self._tok is not None
-                with self._tok.hold() as tok:
-                    text = tok.decode([int(i) for i in ids], skip_special_tokens=True)
+                if text is None:
+                    assert self._tok is not None
+                    with self._tok.hold() as tok:
+                        text = tok.decode([int(i) for i in ids], skip_special_tokens=True)
                 return weigh(self._words.term_ids(text))
             return weigh([int(i) for i in ids])
         if weights is None:

@@ -29,7 +29,7 @@ REPORTED_PACKAGES: tuple[str, ...] = (
     "numpy",
     "ir-measures",
     "PyStemmer",  # the word analyzer's stemmers, stopword lists and word classes: they decide its terms
-    "stop-words",
+    "stopwords",
     "regex",
 )
 """Distributions whose installed version :func:`run_metadata` records."""

@@ -397,7 +397,9 @@ class KnowledgeBase:
             f"with analyzer {want.describe()!r} ({expected}), but the encoder analyses with "
             f"{Analyzer.parse(found).describe() if found else None!r} ({found}): its queries would not match the "
             "stored terms. Fix: leave the analyzer out (the recorded one is used), pass "
-            f"encoder_options={{'analyzer': {want.describe()!r}}}, or store the documents in a new collection "
+            f"encoder_options={{'analyzer': {want.describe()!r}}} (or, passing an encoder, create it with "
+            f"GteEncoder(..., analyzer={want.describe()!r}); in LlamaIndex GteEmbedding(..., "
+            f"analyzer={want.describe()!r})), or store the documents in a new collection "
             "(collection=...)",
             collection=self.store.layout.collection, layout_expected=expected, layout_found=found,
         )

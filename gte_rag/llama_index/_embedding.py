@@ -47,6 +47,14 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
     max_batch_tokens: int | None = Field(default=None, gt=0, description="Most padded tokens per forward pass; None picks a default for the device.")
     sparse: SparseMode = Field(default="auto", description="Sparse output computed alongside: auto, learned, lexical or none.")
     truncate: bool = Field(default=True, description="Truncate texts over max_length with a warning instead of raising.")
+    analyzer: str | dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Lexical sparse vectors only: how texts become BM25 terms ('word', 'word:<language>', 'tokens', or "
+            "a recorded analyzer dict); None takes the model's default. With an encoder passed in it is that "
+            "encoder's analyzer (as its recorded dict), so to_dict()/from_dict() rebuild the same analyzer."
+        ),
+    )
     on_empty: EmptyPolicy = Field(
         default="encode",
         description=(
@@ -66,6 +74,7 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
             data.setdefault("dimension", encoder.dimension)
             data.setdefault("max_length", encoder.max_length)
             data.setdefault("sparse", encoder.sparse_mode)
+            data.setdefault("analyzer", encoder.analyzer.record() if encoder.analyzer is not None else None)
             data.setdefault("on_empty", encoder.on_empty)  # the encoder's policy unless overridden
         super().__init__(**data)
         self._encoder = encoder
@@ -89,6 +98,8 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
         extra: dict[str, Any] = {}
         if self.max_batch_tokens is not None:
             extra["max_batch_tokens"] = self.max_batch_tokens
+        if self.analyzer is not None:
+            extra["analyzer"] = self.analyzer
         return GteEncoder(
             self.model_name,
             dimension=self.dimension,

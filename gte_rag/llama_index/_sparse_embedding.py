@@ -39,6 +39,14 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
             "set here applies to this adapter's calls only."
         ),
     )
+    analyzer: str | dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Lexical sparse vectors only: how texts become BM25 terms ('word', 'word:<language>', 'tokens', or "
+            "a recorded analyzer dict); None takes the model's default. With an encoder passed in it is that "
+            "encoder's analyzer (as its recorded dict), so to_dict()/from_dict() rebuild the same analyzer."
+        ),
+    )
     embed_batch_size: int = Field(default=256, gt=0, le=4096, description="Texts handed to the encoder per call.")
 
     _encoder: GteEncoder | None = PrivateAttr(default=None)
@@ -49,6 +57,7 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
                 raise ConfigError("the shared encoder was created with sparse='none'; it cannot give sparse vectors")
             data.setdefault("model_name", encoder.model_name)
             data.setdefault("max_length", encoder.max_length)
+            data.setdefault("analyzer", encoder.analyzer.record() if encoder.analyzer is not None else None)
             data.setdefault("on_empty", encoder.on_empty)  # the encoder's policy unless overridden
         super().__init__(**data)
         self._encoder = encoder
@@ -68,7 +77,7 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
     def _build_core(self) -> GteEncoder:
         return GteEncoder(
             self.model_name, max_length=self.max_length, device=self.device, dtype=self.dtype, on_empty=self.on_empty,
-            local_files_only=self.local_files_only,
+            local_files_only=self.local_files_only, analyzer=self.analyzer,
         )
 
     @property

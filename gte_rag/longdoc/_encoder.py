@@ -52,7 +52,9 @@ class LongDocSource(TokenizingEncoder, Protocol):
     :class:`~gte_rag.remote.RemoteEncoder` that tokenizes (TEI ``/tokenize``, or a local tokenizer;
     late chunking also needs TEI's ``/embed_all``)."""
 
-    def token_sparse(self, ids: Sequence[int], weights: npt.ArrayLike | None = None, *, role: Any = "document") -> SparseVector: ...
+    def token_sparse(
+        self, ids: Sequence[int], weights: npt.ArrayLike | None = None, *, role: Any = "document", text: str | None = None
+    ) -> SparseVector: ...
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,8 @@ class LongDocEncoder:
             if out.token_weights is not None:
                 sparse = self.encoder.token_sparse(ids, out.token_weights[row][lo:hi])
             else:
-                sparse = self.encoder.token_sparse(ids)
+                # a word analyzer reads the chunk's own characters, as for the chunk embedded alone
+                sparse = self.encoder.token_sparse(ids, text=seg.text)
         return dense, sparse
 
     def _result(self, d: _Doc) -> LongDocEncoding:

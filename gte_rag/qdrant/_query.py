@@ -59,10 +59,10 @@ Distribution-based score fusion: Qdrant rescales each branch's scores for the qu
 that branch's own spread (``mean +- 3 standard deviations`` of its candidates -> [0, 1]) and
 adds them, so a branch weighs what its scores say about this query, not a fixed share.
 Chosen on the shared sets only (MiniLM, one point per document, word analyzer;
-``benchmarks/quality_retrieval.py``): nDCG@10 SciFact 73.7 (RRF 71.5, best branch 69.5),
-Cranfield 41.4 (41.1, 38.2), XQuAD en 97.9 (96.8, 96.4), XQuAD zh->en 16.9 (17.3, 12.9):
-above its better branch on all four, by at least 1.5 points where RRF's margin fell to
-0.4, with no constant of its own to tune. It takes no branch weights, so a config that
+``benchmarks/quality_retrieval.py``): nDCG@10 SciFact 73.4 (RRF 71.6, best branch 69.1),
+Cranfield 41.8 (41.7, 38.2), XQuAD en 98.0 (97.0, 97.1), XQuAD zh->en 17.0 (17.3, 12.9):
+above its better branch on all four, by 0.9 points on XQuAD en where RRF fell 0.1 below
+it, with no constant of its own to tune. It takes no branch weights, so a config that
 names no fusion but gives weights (``dense_weight``, ``sparse_weight``, an ``alpha`` other than
 0, 0.5 and 1) gets RRF, the fusion before this default, instead.
 """
@@ -114,14 +114,18 @@ class HybridConfig:
     sparse_weight: float | None = None
     prefetch_limit: int | None = None
     # whether the caller named the fusion (False: the default was taken), so that weights asked
-    # for later (``with_alpha``) can move a defaulted DBSF to RRF instead of failing
-    _fusion_given: bool = field(default=True, init=False, repr=False, compare=False)
+    # for later (``with_alpha``) can move a defaulted DBSF to RRF instead of failing. An init
+    # field (None: work it out from ``fusion``) so that ``dataclasses.replace`` carries it over:
+    # ``replace(HybridConfig(), prefetch_limit=50)`` keeps a defaulted fusion a default.
+    _fusion_given: bool | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.fusion is None:
             weighted = self.dense_weight is not None or self.sparse_weight is not None
             object.__setattr__(self, "fusion", "rrf" if weighted else DEFAULT_FUSION)
             object.__setattr__(self, "_fusion_given", False)
+        elif self._fusion_given is None:
+            object.__setattr__(self, "_fusion_given", True)
         if self.mode not in get_args(QueryMode):
             raise ConfigError(f"mode {self.mode!r} is not valid; choose one of {list(get_args(QueryMode))}")
         if self.fusion not in get_args(FusionMethod):
@@ -160,14 +164,15 @@ class HybridConfig:
             self,
             mode=self.mode if mode is None else mode,  # type: ignore[arg-type]
             fusion=kept if fusion is None else fusion,  # type: ignore[arg-type]
+            _fusion_given=fusion is not None or self._fusion_given,
         )
 
     def with_alpha(self, alpha: float | None) -> HybridConfig:
         """A copy that leans towards the dense (``alpha`` -> 1) or sparse (-> 0) branch.
 
-        LlamaIndex's ``alpha`` convention, mapped so that ``0.5`` changes nothing: plain RRF
-        with ``k`` unchanged, the mGTE ``1.0 / 0.1`` ratio under ``weighted`` (or the
-        configured weights). Between the ends, the branch weights are scaled by ``2 * alpha``
+        LlamaIndex's ``alpha`` convention, mapped so that ``0.5`` changes nothing: the config
+        is returned as it is (the default DBSF, RRF with ``k`` unchanged, the mGTE ``1.0 / 0.1``
+        ratio under ``weighted``, or the configured weights). Between the ends, the branch weights are scaled by ``2 * alpha``
         and ``2 * (1 - alpha)``; ``0`` and ``1`` query one branch only (``sparse`` /
         ``dense`` mode). ``None`` returns the config unchanged.
 

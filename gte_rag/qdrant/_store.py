@@ -286,7 +286,7 @@ class QdrantStore(_StoreFront[StoreBackend]):
             dense: Query dense vector, shape ``(dense_size,)``.
             sparse: Query :class:`~gte_rag._types.SparseVector`.
             top_k: Number of results.
-            hybrid: Mode/fusion/weights; ``None`` means ``HybridConfig()`` (hybrid RRF).
+            hybrid: Mode/fusion/weights; ``None`` means ``HybridConfig()`` (hybrid, DBSF fusion).
             filter: Applied inside every prefetch and to the fused result.
         """
         plan = build_query_plan(

@@ -311,7 +311,7 @@ class TokenSupport:
         dim: int = getattr(self, "dimension")
         return dim
 
-    def token_sparse(self, ids: Sequence[int], weights: npt.ArrayLike | None = None, *, role: str = "document") -> SparseVector:
+    def token_sparse(self, ids: Sequence[int], weights: npt.ArrayLike | None = None, *, role: str = "document", text: str | None = None) -> SparseVector:
         """The sparse vector of a run of tokens from their token-head weights (as :meth:`GteEncoder.token_sparse`).
 
         Raises:

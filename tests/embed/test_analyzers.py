@@ -188,3 +188,56 @@ def test_empty_after_analysis_gives_an_empty_vector(lexical: GteEncoder) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert lexical.sparse_queries(["the of and"])[0] == SparseVector()
+
+
+# ----------------------------------------------------------------------------- review fixes
+@pytest.mark.parametrize("word", ["test", "system", "information", "research", "computer", "result", "number",
+                                  "value", "large", "problem", "data"])
+def test_the_stopword_list_keeps_content_words(word: str) -> None:
+    """The short Snowball list drops function words only: singular and plural of a noun behave alike."""
+    assert ENGLISH.terms(word) != [] and ENGLISH.terms(word) == ENGLISH.terms(word + "s")
+
+
+def test_the_stopword_list_is_the_snowball_one() -> None:
+    from gte_rag.embed._analyzers import _stopwords
+
+    english = _stopwords("english")
+    assert 170 <= len(english) <= 180 and {"the", "and", "of", "was", "doing"} <= english
+    assert ENGLISH.terms("the results of the tests were doing well") == ["result", "test", "well"]
+    assert _stopwords("german") and "und" in _stopwords("german")
+
+
+def test_an_older_word_analyzer_version_is_refused_clearly() -> None:
+    from gte_rag.embed._analyzers import ANALYZER_VERSION
+
+    old = {**Analyzer().record(), "version": 1}
+    assert ANALYZER_VERSION == 2
+    with pytest.raises(ConfigError, match="version 1 cannot be reproduced") as err:
+        Analyzer.from_record(old)
+    assert "re-index" in str(err.value)
+    # the word pieces never changed: a tokens record of any version opens as today's
+    assert Analyzer.from_record({**Analyzer(kind="tokens").record(), "version": 1}) == Analyzer.parse("tokens")
+
+
+def test_word_none_is_one_analyzer_however_it_is_named() -> None:
+    assert Analyzer.parse("word:none") == Analyzer(language="none", stopwords=False) == default_analyzer(None)
+    assert Analyzer(language="none").record()["stopwords"] is False
+
+
+def test_katakana_long_vowel_and_iteration_marks_stay_in_their_run() -> None:
+    assert ENGLISH.terms("コーヒー") == ["コー", "ーヒ", "ヒー"]
+    assert ENGLISH.terms("東京タワー") == ["東京", "京タ", "タワ", "ワー"]
+    assert ENGLISH.terms("時々") == ["時々"] and ENGLISH.terms("いすゞ") == ["いす", "すゞ"]
+
+
+def test_words_with_combining_marks_are_stemmed() -> None:
+    hindi = WordAnalyzer(Analyzer(language="hindi"))
+    assert hindi.terms("किताबें") == hindi.terms("किताब")
+    arabic = WordAnalyzer(Analyzer(language="arabic"))
+    assert arabic.terms("الْمَكْتَبَاتُ") != ["الْمَكْتَبَاتُ"]  # vowel marks: still stemmed
+
+
+def test_digit_group_separators_keep_a_number_whole() -> None:
+    assert ENGLISH.terms("1,000,000 people")[:1] == ["1,000,000"]
+    assert ENGLISH.terms("pi is 3,14")[-3:] == ["3,14", "3", "14"]
+    assert ENGLISH.terms("apples,pears 1, 2") == ["appl", "pear", "1", "2"]  # not between digits: two words

@@ -146,3 +146,81 @@ def test_weights_without_a_fusion_give_rrf_and_a_named_dbsf_refuses_them() -> No
     assert HybridConfig().with_alpha(0.5) == HybridConfig()
     with pytest.raises(ConfigError, match="DBSF"):
         HybridConfig(fusion="dbsf").with_alpha(0.25)
+
+
+def test_late_chunks_are_analysed_as_chunks_mode_ones(tmp_path: Path, tiny_bert: Path) -> None:
+    """Sparse search over late chunks finds accented words, CJK and identifiers as chunks mode does."""
+    filler = " ".join(f"Plants grow near the river number {i}." for i in range(40))
+    long = filler + " The résumé of Zoë mentions CVE-2024-1234 and 深度学习 research. " + filler
+    found: dict[str, list[tuple[str, float]]] = {}
+    for mode in ("chunks", "late"):
+        enc = GteEncoder(tiny_bert, device="cpu", dtype="float32", max_length=64, analyzer="word:english")
+        with KnowledgeBase(tmp_path / mode, encoder=enc, long_docs=mode) as kb:
+            kb.add_texts([long, "A short note about cooking pasta."], ids=["long", "pasta"])
+            for q in ("résumé", "Zoë", "cve-2024-1234", "深度学习"):
+                hits = kb.search([q], top_k=3, mode="sparse")[0]
+                found[f"{mode}:{q}"] = [(h.payload["text"], round(h.score, 5)) for h in hits]
+    for q in ("résumé", "Zoë", "cve-2024-1234", "深度学习"):
+        assert found[f"chunks:{q}"], q  # the chunks-mode KB finds it
+        assert found[f"late:{q}"] == found[f"chunks:{q}"], q
+        assert all("résumé" in text for text, _ in found[f"late:{q}"])
+
+
+def test_word_none_reopens_under_its_name(tmp_path: Path, tiny_bert: Path) -> None:
+    """The default of an unknown model (word:none, no stopwords) is the analyzer "word:none" names."""
+    with KnowledgeBase(tmp_path / "kb", model=tiny_bert) as kb:
+        _add(kb)
+        assert kb.encoder.analyzer == default_analyzer(None)
+    with KnowledgeBase(tmp_path / "kb", model=tiny_bert, encoder_options={"analyzer": "word:none"}) as kb:
+        assert kb.count() == 2
+    with KnowledgeBase(tmp_path / "kb", encoder=GteEncoder(tiny_bert, device="cpu", analyzer="word:none")) as kb:
+        assert kb.query("river", top_k=1, mode="sparse")[0].payload["doc_id"] == "river"
+
+
+def test_a_version_1_word_collection_is_refused_with_a_fix(tmp_path: Path, tiny_bert: Path) -> None:
+    """A collection analysed with the version-1 word rules (the long stopword list) never gets version 2 silently."""
+    from gte_rag.errors import ConfigError
+
+    path = tmp_path / "kb"
+    with KnowledgeBase(path, model=tiny_bert, encoder_options={"analyzer": "word:english"}) as kb:
+        _add(kb)
+    sidecar = path / "gte_rag" / "gte_rag_layout.json"
+    data = json.loads(sidecar.read_text())
+    key = next(iter(data))
+    data[key]["encoder"]["analyzer"]["version"] = 1
+    sidecar.write_text(json.dumps(data))
+    for kwargs in ({}, {"model": tiny_bert}):
+        with pytest.raises(ConfigError, match="version 1 cannot be reproduced") as err:
+            KnowledgeBase(path, **kwargs)  # type: ignore[arg-type]
+        assert "re-index" in str(err.value)
+    with pytest.raises(ConfigError, match="version 1 cannot be reproduced"):
+        KnowledgeBase(path, encoder=GteEncoder(tiny_bert, device="cpu", analyzer="word:english"))
+
+
+def test_the_mismatch_fix_works_for_an_encoder_passed_in(tmp_path: Path, tiny_bert: Path) -> None:
+    with KnowledgeBase(tmp_path / "kb", model=tiny_bert, encoder_options={"analyzer": "tokens"}) as kb:
+        _add(kb)
+    with pytest.raises(CollectionMismatchError) as err:
+        KnowledgeBase(tmp_path / "kb", encoder=GteEncoder(tiny_bert, device="cpu"))
+    assert "GteEncoder(..., analyzer='tokens')" in str(err.value)
+    # the fix it names
+    with KnowledgeBase(tmp_path / "kb", encoder=GteEncoder(tiny_bert, device="cpu", analyzer="tokens")) as kb:
+        assert kb.count() == 2
+
+
+def test_a_replaced_default_config_still_takes_an_alpha() -> None:
+    import dataclasses
+
+    from gte_rag.qdrant import HybridConfig
+
+    replaced = dataclasses.replace(HybridConfig(), prefetch_limit=50)
+    leaned = replaced.with_alpha(0.7)
+    assert leaned.fusion == "rrf" and leaned.weights == pytest.approx((1.4, 0.6)) and leaned.prefetch_limit == 50
+    assert dataclasses.replace(HybridConfig(fusion="rrf"), rrf_k=10).with_alpha(0.7).fusion == "rrf"
+    # a named fusion stays named through replace() and override()
+    from gte_rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="DBSF"):
+        dataclasses.replace(HybridConfig(fusion="dbsf"), prefetch_limit=50).with_alpha(0.7)
+    with pytest.raises(ConfigError, match="DBSF"):
+        HybridConfig(fusion="rrf").override(fusion="dbsf").with_alpha(0.7)

@@ -219,3 +219,25 @@ async def test_concurrent_async_and_sync_calls_share_the_tokenizer_safely(tiny_e
     for got in outs[16:]:
         if got is not None:
             np.testing.assert_allclose(got, ref_batch, atol=1e-6, rtol=0)
+
+
+def test_adapters_carry_and_serialise_the_analyzer(tiny_bert: Path) -> None:
+    """The analyzer survives to_dict()/from_dict(), and a built adapter passes it to its encoder."""
+    wrapped = GteEmbedding.from_encoder(GteEncoder(tiny_bert, device="cpu", analyzer="word:german"))
+    data = wrapped.to_dict()
+    assert data["analyzer"]["language"] == "german"
+    rebuilt = GteEmbedding.from_dict(data)
+    assert rebuilt.encoder.analyzer is not None and rebuilt.encoder.analyzer.describe() == "word:german"
+    built = GteEmbedding(model_name=str(tiny_bert), device="cpu", analyzer="tokens")
+    assert built.encoder.analyzer is not None and built.encoder.analyzer.kind == "tokens"
+    assert GteEmbedding.from_dict(built.to_dict()).encoder.analyzer == built.encoder.analyzer
+    assert GteEmbedding(model_name=str(tiny_bert), device="cpu").analyzer is None  # the model's default
+
+    sparse = GteSparseEmbedding(model_name=str(tiny_bert), device="cpu", analyzer="word:english")
+    assert sparse.encoder.analyzer is not None and sparse.encoder.analyzer.describe() == "word:english"
+    # BaseSparseEmbedding has no to_dict(): its pydantic fields are what serialises it
+    again = GteSparseEmbedding(**sparse.model_dump())
+    assert again.encoder.analyzer == sparse.encoder.analyzer
+    assert again.get_query_embedding("Running tests") == sparse.get_query_embedding("running test")
+    shared = GteSparseEmbedding.from_embedding(wrapped)
+    assert shared.model_dump()["analyzer"]["language"] == "german"

@@ -599,3 +599,28 @@ def test_core_package_does_not_import_llama_index() -> None:
     code = "import sys, gte_rag.longdoc; print(any(m.startswith('llama_index') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+RARE = "The résumé of Zoë mentions CVE-2024-1234 and 深度学习 research."
+
+
+def test_word_analyzer_reads_the_late_chunks_own_text(tiny_bert: Path) -> None:
+    """A late chunk's lexical vector is the one of its own characters, as for the chunk embedded alone.
+
+    Decoding the word pieces back to text lost accents, identifier joins and characters outside
+    the vocabulary (``résumé`` -> ``resume``, CJK -> ``[UNK]``), so queries found nothing.
+    """
+    from gte_rag.embed import WordAnalyzer, term_id
+
+    enc = GteEncoder(tiny_bert, max_length=MAX_LENGTH, cache_size=0, dtype="float32", analyzer="word:english")
+    text = _long_text(6) + "\n\n" + RARE + "\n\n" + _long_text(6)
+    [doc] = LongDocEncoder(enc, mode="late", chunk_tokens=24).encode([text])
+    assert len(doc.chunks) > 2
+    for c in doc.chunks:
+        assert c.sparse == enc.encode_documents([c.text]).sparse[0]
+        assert c.text == text[c.start : c.end]
+    found = {i for c in doc.chunks if c.sparse is not None for i in c.sparse.indices}
+    assert enc.analyzer is not None
+    words = WordAnalyzer(enc.analyzer)
+    for query in ("résumé", "Zoë", "cve-2024-1234", "深度学习"):
+        assert {term_id(t) for t in words.terms(query)} <= found, query
