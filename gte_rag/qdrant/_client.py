@@ -115,16 +115,10 @@ def _create_kwargs(layout: CollectionLayout, options: dict[str, Any]) -> dict[st
     on_disk = options.get("on_disk")
     layout = with_on_disk(layout, on_disk)  # recorded as created
     storage = layout.storage_settings
-    vectors = {layout.dense_name: _vector_params(storage, layout.dense_size, layout.distance, on_disk=on_disk)}
-    if layout.document_vector_name is not None:
-        vectors[layout.document_vector_name] = _vector_params(
-            storage, layout.dense_size, layout.distance, on_disk=on_disk
-        )
-    if layout.multivector_name is not None:
-        vectors[layout.multivector_name] = _vector_params(
-            storage, int(layout.multivector_size or layout.dense_size), layout.distance, on_disk=on_disk,
-            multivector=True,
-        )
+    vectors = {
+        name: _vector_params(storage, size, layout.distance, on_disk=on_disk, multivector=multi)
+        for name, size, multi in layout.dense_vectors()
+    }
     sparse = None
     if layout.sparse_name is not None:
         modifier = models.Modifier.IDF if layout.sparse_idf else None

@@ -101,16 +101,10 @@ def _vector_params(storage: StorageConfig, size: int, distance: str, *, on_disk:
 def edge_config(layout: CollectionLayout, *, on_disk: bool | None = None) -> qe.EdgeConfig:
     """The ``EdgeConfig`` of a new shard for ``layout`` (its vectors and storage settings)."""
     storage = layout.storage_settings
-    vectors = {layout.dense_name: _vector_params(storage, layout.dense_size, layout.distance, on_disk=on_disk)}
-    if layout.document_vector_name is not None:
-        vectors[layout.document_vector_name] = _vector_params(
-            storage, layout.dense_size, layout.distance, on_disk=on_disk
-        )
-    if layout.multivector_name is not None:
-        vectors[layout.multivector_name] = _vector_params(
-            storage, int(layout.multivector_size or layout.dense_size), layout.distance, on_disk=on_disk,
-            multivector=True,
-        )
+    vectors = {
+        name: _vector_params(storage, size, layout.distance, on_disk=on_disk, multivector=multi)
+        for name, size, multi in layout.dense_vectors()
+    }
     sparse = None
     if layout.sparse_name is not None:
         modifier = qe.Modifier.Idf if layout.sparse_idf else None

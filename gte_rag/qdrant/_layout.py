@@ -339,6 +339,15 @@ class CollectionLayout:
         """Whether the collection has a document-level dense vector."""
         return self.document_vector_name is not None
 
+    def dense_vectors(self) -> list[tuple[str, int, bool]]:
+        """``(name, size, is_multivector)`` of every dense vector the collection holds, in creation order."""
+        found = [(self.dense_name, self.dense_size, False)]
+        if self.document_vector_name is not None:
+            found.append((self.document_vector_name, self.dense_size, False))
+        if self.multivector_name is not None:
+            found.append((self.multivector_name, int(self.multivector_size or self.dense_size), True))
+        return found
+
     @property
     def stores_long_documents(self) -> bool:
         """Whether the collection has the long-document vectors (multivector and document vector)."""
