@@ -78,7 +78,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_COLLECTION", "DocumentStrategy", "KnowledgeBase", "LongDocsSetting", "encoder_record", "recorded_analyzer",
+    "DEFAULT_COLLECTION", "DocumentStrategy", "KnowledgeBase", "LongDocsSetting", "check_analyzer", "encoder_record",
+    "recorded_analyzer",
 ]
 
 DocumentStrategy = Literal["groups", "maxsim", "two_stage"]
@@ -148,6 +149,41 @@ def recorded_analyzer(layout: CollectionLayout | None) -> dict[str, Any] | None:
         return None
     found = layout.encoder_settings.get("analyzer")
     return dict(found) if isinstance(found, Mapping) else legacy_token_analyzer().record()
+
+
+def check_analyzer(
+    found: CollectionLayout | None, record: Mapping[str, Any], *, collection: str, location: Any
+) -> None:
+    """Refuse an encoder (its :func:`encoder_record`) whose lexical analyzer differs from the
+    stored collection's (``found``, ``None`` for a new one): its queries would not match the stored terms.
+
+    Shared by every component that writes a collection through an encoder (the knowledge base,
+    the memory store).
+
+    Raises:
+        CollectionMismatchError: both analyzers and the fix are named.
+    """
+    expected = recorded_analyzer(found)
+    if found is None or expected is None or record.get("sparse") != "lexical":
+        return  # a new collection, or not lexical (a learned/none mismatch fails on the layout)
+    stored_identity = found.encoder_settings.get("identity")
+    if stored_identity and stored_identity != record.get("identity"):
+        return  # another model: the collection check refuses it, naming both models
+    given = record.get("analyzer")
+    if given is not None and Analyzer.parse(given) == Analyzer.parse(expected):
+        return
+    want = Analyzer.parse(expected)
+    raise CollectionMismatchError(
+        f"collection {collection!r} at {location!r} stores lexical sparse vectors made "
+        f"with analyzer {want.describe()!r} ({expected}), but the encoder analyses with "
+        f"{Analyzer.parse(given).describe() if given else None!r} ({given}): its queries would not match the "
+        "stored terms. Fix: leave the analyzer out (the recorded one is used), pass "
+        f"encoder_options={{'analyzer': {want.describe()!r}}} (or, passing an encoder, create it with "
+        f"GteEncoder(..., analyzer={want.describe()!r}); in LlamaIndex GteEmbedding(..., "
+        f"analyzer={want.describe()!r})), or store the documents in a new collection "
+        "(collection=...)",
+        collection=collection, layout_expected=expected, layout_found=given,
+    )
 
 
 def _merge_recorded(recorded: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,28 +417,7 @@ class KnowledgeBase:
 
     def _check_analyzer(self, record: Mapping[str, Any]) -> None:
         """Refuse an encoder whose lexical analyzer differs from the stored collection's."""
-        expected = recorded_analyzer(self._recorded)
-        if expected is None or record.get("sparse") != "lexical":
-            return  # a new collection, or not lexical (a learned/none mismatch fails on the layout)
-        assert self._recorded is not None
-        stored_identity = self._recorded.encoder_settings.get("identity")
-        if stored_identity and stored_identity != record.get("identity"):
-            return  # another model: the collection check refuses it, naming both models
-        found = record.get("analyzer")
-        if found is not None and Analyzer.parse(found) == Analyzer.parse(expected):
-            return
-        want = Analyzer.parse(expected)
-        raise CollectionMismatchError(
-            f"collection {self.store.layout.collection!r} at {self.location!r} stores lexical sparse vectors made "
-            f"with analyzer {want.describe()!r} ({expected}), but the encoder analyses with "
-            f"{Analyzer.parse(found).describe() if found else None!r} ({found}): its queries would not match the "
-            "stored terms. Fix: leave the analyzer out (the recorded one is used), pass "
-            f"encoder_options={{'analyzer': {want.describe()!r}}} (or, passing an encoder, create it with "
-            f"GteEncoder(..., analyzer={want.describe()!r}); in LlamaIndex GteEmbedding(..., "
-            f"analyzer={want.describe()!r})), or store the documents in a new collection "
-            "(collection=...)",
-            collection=self.store.layout.collection, layout_expected=expected, layout_found=found,
-        )
+        check_analyzer(self._recorded, record, collection=self.store.layout.collection, location=self.location)
 
     def _model_name_for(self, record: Mapping[str, Any]) -> str:
         """The identity to check the collection against.

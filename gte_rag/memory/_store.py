@@ -85,7 +85,7 @@ class MemoryStore:
 
     Raises:
         ConfigError: an invalid option.
-        CollectionMismatchError: the collection exists and was built with another model.
+        CollectionMismatchError: the collection exists and was built with another model or lexical analyzer.
 
     Example:
         >>> from gte_rag import GteEncoder, MemoryStore
@@ -109,7 +109,7 @@ class MemoryStore:
         api_key: str | None = None,
         store_options: Mapping[str, Any] | None = None,
     ) -> None:
-        from ..kb import encoder_record
+        from ..kb._kb import check_analyzer, encoder_record
 
         if settings is not None and not isinstance(settings, MemorySettings):
             raise ConfigError(f"settings must be a MemorySettings, got {type(settings).__name__}")
@@ -136,6 +136,7 @@ class MemoryStore:
         self._write_lock = threading.RLock()
         self.store: QdrantStore = open_store(location, self.layout, api_key=api_key, **dict(store_options or {}))
         try:
+            check_analyzer(self.store.backend.read_layout(), record, collection=collection, location=location)
             self.store.ensure_collection()
         except BaseException:
             self.store.close()

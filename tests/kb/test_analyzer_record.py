@@ -224,3 +224,20 @@ def test_a_replaced_default_config_still_takes_an_alpha() -> None:
         dataclasses.replace(HybridConfig(fusion="dbsf"), prefetch_limit=50).with_alpha(0.7)
     with pytest.raises(ConfigError, match="DBSF"):
         HybridConfig(fusion="rrf").override(fusion="dbsf").with_alpha(0.7)
+
+
+def test_a_memory_store_reopened_with_another_analyzer_is_refused(tmp_path: Path, tiny_bert: Path) -> None:
+    """The memory store shares the knowledge base's analyzer check: its queries must match its stored terms."""
+    from gte_rag.memory import MemorySettings, MemoryStore
+
+    settings = MemorySettings(dedup_threshold=None)
+    first = GteEncoder(tiny_bert, device="cpu", dtype="float32", analyzer="word:none")
+    with MemoryStore(embed_model=first, location=tmp_path / "mem", settings=settings) as mem:
+        mem.add("Green plants growing in sunlight.", user_id="ana")
+    same = GteEncoder(tiny_bert, device="cpu", dtype="float32", analyzer="word:none")
+    with MemoryStore(embed_model=same, location=tmp_path / "mem", settings=settings) as mem:
+        assert mem.count(user_id="ana") == 1
+    other = GteEncoder(tiny_bert, device="cpu", dtype="float32", analyzer="word:english")
+    with pytest.raises(CollectionMismatchError) as err:
+        MemoryStore(embed_model=other, location=tmp_path / "mem", settings=settings)
+    assert "'word:none'" in str(err.value) and "'word:english'" in str(err.value)
