@@ -15,6 +15,13 @@ __all__ = ["GteEmbedding"]
 
 DEFAULT_EMBED_BATCH_SIZE = 256
 
+ANALYZER_HELP = (
+    "Lexical sparse vectors only: how texts become BM25 terms ('word', 'word:<language>', 'tokens', or "
+    "a recorded analyzer dict); None takes the model's default. With an encoder passed in it is that "
+    "encoder's analyzer (as its recorded dict), so to_dict()/from_dict() rebuild the same analyzer."
+)
+"""Field description of the adapters' ``analyzer`` (GteEmbedding, GteSparseEmbedding)."""
+
 
 class GteEmbedding(RoleHooks, BaseEmbedding):
     """Dense GTE embeddings for LlamaIndex, computed locally and offline.
@@ -49,11 +56,7 @@ class GteEmbedding(RoleHooks, BaseEmbedding):
     truncate: bool = Field(default=True, description="Truncate texts over max_length with a warning instead of raising.")
     analyzer: str | dict[str, Any] | None = Field(
         default=None,
-        description=(
-            "Lexical sparse vectors only: how texts become BM25 terms ('word', 'word:<language>', 'tokens', or "
-            "a recorded analyzer dict); None takes the model's default. With an encoder passed in it is that "
-            "encoder's analyzer (as its recorded dict), so to_dict()/from_dict() rebuild the same analyzer."
-        ),
+        description=ANALYZER_HELP,
     )
     on_empty: EmptyPolicy = Field(
         default="encode",

@@ -10,7 +10,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from .._runtime import DTYPE_HELP
 from ..embed import DEFAULT_MODEL, EmptyPolicy, GteEncoder
 from ..errors import ConfigError
-from ._embedding import GteEmbedding
+from ._embedding import ANALYZER_HELP, GteEmbedding
 from ._hooks import RoleHooks
 
 __all__ = ["GteSparseEmbedding"]
@@ -41,11 +41,7 @@ class GteSparseEmbedding(RoleHooks, BaseSparseEmbedding):
     )
     analyzer: str | dict[str, Any] | None = Field(
         default=None,
-        description=(
-            "Lexical sparse vectors only: how texts become BM25 terms ('word', 'word:<language>', 'tokens', or "
-            "a recorded analyzer dict); None takes the model's default. With an encoder passed in it is that "
-            "encoder's analyzer (as its recorded dict), so to_dict()/from_dict() rebuild the same analyzer."
-        ),
+        description=ANALYZER_HELP,
     )
     embed_batch_size: int = Field(default=256, gt=0, le=4096, description="Texts handed to the encoder per call.")
 
