@@ -312,9 +312,8 @@ class MemoryStore:
     def _near_duplicates(self, dense: np.ndarray, flt: models.Filter) -> list[SearchHit | None]:
         if self.settings.dedup_threshold is None or len(dense) == 0:
             return [None] * len(dense)
-        plans = [build_query_plan(self.layout, dense=v, sparse=None, top_k=1, hybrid=HybridConfig(mode="dense"),
-                                  filter=flt) for v in dense]
-        return [hits[0] if hits else None for hits in self.store.backend.query_batch(plans)]
+        found = self.store.query_many(list(dense), None, top_k=1, hybrid=HybridConfig(mode="dense"), filter=flt)
+        return [hits[0] if hits else None for hits in found]
 
     def _context_vectors(self, contexts: list[str], dense: list[np.ndarray], texts: list[str]) -> list[np.ndarray]:
         todo = [i for i, (c, t) in enumerate(zip(contexts, texts)) if c != t]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -45,6 +45,11 @@ _DEFAULT_HYBRID = HybridConfig()  # frozen: one instance serves every query that
 GROUP_TIE_MARGIN = 2
 """Extra hits asked per group so that ties at the group's cut are broken by id, not by engine."""
 DOCUMENT_FETCH_ROUNDS = 6
+QUERY_BATCH_MAX = 64
+"""Most queries in one batch request. More are sent as several requests of this size, one
+after the other: one request for thousands of queries of a large model (3,584-d gte-Qwen2 is
+about 70 KB of JSON per query) would pass a server's request size limit (32 MB by default)
+and hold the engine for one long call; at 64 the per-request overhead is already amortised."""
 """MaxSim search: how many times the fetch may grow (x4) while document parts fill the results."""
 
 
@@ -180,6 +185,24 @@ def _check_filter(filter: Any) -> None:
 _B = TypeVar("_B", StoreBackend, AsyncStoreBackend)
 
 
+def _in_batches(run: Callable[[Sequence[QueryPlan]], list[list[SearchHit]]],
+                plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+    """``run`` over ``plans`` in requests of at most :data:`QUERY_BATCH_MAX`, results in order."""
+    out: list[list[SearchHit]] = []
+    for at in range(0, len(plans), QUERY_BATCH_MAX):
+        out += run(plans[at : at + QUERY_BATCH_MAX])
+    return out
+
+
+async def _ain_batches(run: Callable[[Sequence[QueryPlan]], Awaitable[list[list[SearchHit]]]],
+                       plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
+    """:func:`_in_batches` for an async backend."""
+    out: list[list[SearchHit]] = []
+    for at in range(0, len(plans), QUERY_BATCH_MAX):
+        out += await run(plans[at : at + QUERY_BATCH_MAX])
+    return out
+
+
 class _StoreFront(Generic[_B]):
     """What the sync and async stores share: the backend they wrap and its layout."""
 
@@ -304,8 +327,9 @@ class QdrantStore(_StoreFront[StoreBackend]):
         hybrid: HybridConfig | None = None,
         filter: models.Filter | None = None,
     ) -> list[list[SearchHit]]:
-        """:meth:`query` for many queries as ONE batched request (Edge ``query_batch``,
-        qdrant-client ``query_batch_points``); results in the order of the queries.
+        """:meth:`query` for many queries as batched requests (Edge ``query_batch``,
+        qdrant-client ``query_batch_points``; one request per :data:`QUERY_BATCH_MAX`
+        queries); results in the order of the queries.
 
         Args:
             dense: One dense vector per query (or ``None`` for all: a sparse query).
@@ -313,7 +337,7 @@ class QdrantStore(_StoreFront[StoreBackend]):
             top_k, hybrid, filter: As in :meth:`query`, shared by every query.
         """
         plans = _many_plans(self.layout, dense, sparse, top_k=top_k, hybrid=hybrid, filter=filter)
-        results = self._backend.query_batch(plans) if plans else []
+        results = _in_batches(self._backend.query_batch, plans)
         return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
 
     def query_groups(
@@ -381,7 +405,7 @@ class QdrantStore(_StoreFront[StoreBackend]):
         plans = _per_document_plans(
             self.layout, dense, sparse, doc_ids, per_document=per_document, hybrid=hybrid, filter=filter
         )
-        results = self._backend.query_batch(plans)
+        results = _in_batches(self._backend.query_batch, plans)
         return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
@@ -537,7 +561,7 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
     ) -> list[list[SearchHit]]:
         """See :meth:`QdrantStore.query_many`."""
         plans = _many_plans(self.layout, dense, sparse, top_k=top_k, hybrid=hybrid, filter=filter)
-        results = await self._backend.query_batch(plans) if plans else []
+        results = await _ain_batches(self._backend.query_batch, plans)
         return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
 
     async def query_groups(
@@ -591,7 +615,7 @@ class AsyncQdrantStore(_StoreFront[AsyncStoreBackend]):
         plans = _per_document_plans(
             self.layout, dense, sparse, doc_ids, per_document=per_document, hybrid=hybrid, filter=filter
         )
-        results = await self._backend.query_batch(plans)
+        results = await _ain_batches(self._backend.query_batch, plans)
         return [rank_hits(hits, p.top_k) for hits, p in zip(results, plans)]
 
     async def delete_documents(self, doc_ids: Sequence[str]) -> None:

@@ -171,6 +171,69 @@ def test_query_many_is_one_batch_with_the_results_of_single_queries(location: An
     assert [[round(h.score, 5) for h in r] for r in many] == [[round(h.score, 5) for h in r] for r in single]
 
 
+class _SizedBackend(_CountingBackend):
+    """Also records how many plans each batch request carried."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.sizes: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = super().__getattr__(name)
+        if name == "query_batch":
+            def sized(plans: Any) -> Any:
+                self.sizes.append(len(plans))
+                return attr(plans)
+            return sized
+        return attr
+
+
+def test_query_many_splits_a_long_list_into_bounded_requests(location: Any) -> None:
+    from gte_rag.qdrant._store import QUERY_BATCH_MAX
+
+    n = 2 * QUERY_BATCH_MAX + 5
+    with open_store(location, CollectionLayout("docs", dense_size=DIM)) as store:
+        store.ensure_collection()
+        store.upsert(_points(60))
+        queries = _vectors(n, seed=5)
+        sparse = [SparseVector((i % 7, 10 + i % 5), (1.0, 1.0)) for i in range(n)]
+        single = [[h.id for h in store.query(q, s, top_k=3)] for q, s in zip(queries, sparse)]
+        sized = _SizedBackend(store.backend)
+        store._backend = sized  # type: ignore[assignment]
+        many = store.query_many(list(queries), sparse, top_k=3)
+        store._backend = sized.inner
+    assert sized.sizes == [QUERY_BATCH_MAX, QUERY_BATCH_MAX, 5]
+    assert [[h.id for h in r] for r in many] == single
+
+
+@pytest.mark.asyncio
+async def test_async_query_many_splits_a_long_list_into_bounded_requests(tmp_path: Path) -> None:
+    from gte_rag.qdrant import open_async_store
+    from gte_rag.qdrant._store import QUERY_BATCH_MAX
+
+    n = QUERY_BATCH_MAX + 1
+    store = open_async_store(tmp_path / "kb", CollectionLayout("docs", dense_size=DIM))
+    try:
+        await store.ensure_collection()
+        await store.upsert(_points(30))
+        queries = _vectors(n, seed=6)
+        single = [[h.id for h in await store.query(q, None, top_k=3, hybrid=HybridConfig(mode="dense"))]
+                  for q in queries]
+        sizes: list[int] = []
+        inner = store._backend.query_batch
+
+        async def sized(plans: Any) -> Any:
+            sizes.append(len(plans))
+            return await inner(plans)
+
+        store._backend.query_batch = sized  # type: ignore[method-assign]
+        many = await store.query_many(list(queries), None, top_k=3, hybrid=HybridConfig(mode="dense"))
+    finally:
+        await store.aclose()
+    assert sizes == [QUERY_BATCH_MAX, 1]
+    assert [[h.id for h in r] for r in many] == single
+
+
 def test_query_many_checks_its_arguments(tmp_path: Path) -> None:
     with open_store(tmp_path, CollectionLayout("docs", dense_size=DIM)) as store:
         with pytest.raises(ConfigError, match="dense vectors, sparse vectors or both"):
