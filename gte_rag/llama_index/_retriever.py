@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import llama_index.core.instrumentation as instrument
 from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.callbacks import CallbackManager
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent, RetrievalStartEvent
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 
@@ -16,6 +18,19 @@ from ._filters import to_qdrant_filter
 from ._nodes import hits_to_nodes
 
 __all__ = ["GteHybridRetriever"]
+
+dispatcher = instrument.get_dispatcher(__name__)
+
+
+def _bundles(queries: Sequence[str | QueryBundle]) -> list[QueryBundle]:
+    if isinstance(queries, (str, QueryBundle)):
+        raise ConfigError("retrieve_many takes a sequence of queries; use retrieve() for one query")
+    out = []
+    for q in queries:
+        if not isinstance(q, (str, QueryBundle)):
+            raise ConfigError(f"each query must be a str or a QueryBundle, got {type(q).__name__}: {q!r}")
+        out.append(QueryBundle(q) if isinstance(q, str) else q)
+    return out
 
 
 class GteHybridRetriever(BaseRetriever):
@@ -69,24 +84,63 @@ class GteHybridRetriever(BaseRetriever):
         )
         return hits_to_nodes(hits)
 
+    @dispatcher.span
     def retrieve_many(self, queries: Sequence[str | QueryBundle]) -> list[list[NodeWithScore]]:
-        """The batch path: many queries in ONE encoder pass and ONE batched Qdrant request.
+        """The batch path: many queries in one encoder pass and batched Qdrant requests.
 
-        Returns one list of nodes per query, in the order of ``queries``.
+        Instrumented as :meth:`retrieve` is, once per query: a ``RetrievalStartEvent`` and a
+        ``RetrievalEndEvent`` to LlamaIndex's dispatcher, a ``RETRIEVE`` event to the callback
+        manager (inside one ``query`` trace), and recursive retrieval of index nodes. Returns
+        one list of nodes per query, in the order of ``queries``.
         """
-        texts = [q.query_str if isinstance(q, QueryBundle) else q for q in queries]
-        results = self.knowledge_base.search(
-            texts, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
-        )
-        return [hits_to_nodes(hits) for hits in results]
+        bundles = self._start_many(queries)
+        with self.callback_manager.as_trace("query"):
+            results = self.knowledge_base.search(
+                [b.query_str for b in bundles], top_k=self.similarity_top_k, hybrid=self.hybrid,
+                filter=self._qdrant_filter,
+            )
+            out = []
+            for bundle, hits in zip(bundles, results):
+                with self.callback_manager.event(
+                    CBEventType.RETRIEVE, payload={EventPayload.QUERY_STR: bundle.query_str}
+                ) as event:
+                    nodes = self._handle_recursive_retrieval(bundle, hits_to_nodes(hits))
+                    event.on_end(payload={EventPayload.NODES: nodes})
+                out.append(nodes)
+        return self._end_many(queries, out)
 
+    @dispatcher.span
     async def aretrieve_many(self, queries: Sequence[str | QueryBundle]) -> list[list[NodeWithScore]]:
         """Async twin of :meth:`retrieve_many`."""
-        texts = [q.query_str if isinstance(q, QueryBundle) else q for q in queries]
-        results = await self.knowledge_base.asearch(
-            texts, top_k=self.similarity_top_k, hybrid=self.hybrid, filter=self._qdrant_filter
-        )
-        return [hits_to_nodes(hits) for hits in results]
+        bundles = self._start_many(queries)
+        with self.callback_manager.as_trace("query"):
+            results = await self.knowledge_base.asearch(
+                [b.query_str for b in bundles], top_k=self.similarity_top_k, hybrid=self.hybrid,
+                filter=self._qdrant_filter,
+            )
+            out = []
+            for bundle, hits in zip(bundles, results):
+                with self.callback_manager.event(
+                    CBEventType.RETRIEVE, payload={EventPayload.QUERY_STR: bundle.query_str}
+                ) as event:
+                    nodes = await self._ahandle_recursive_retrieval(bundle, hits_to_nodes(hits))
+                    event.on_end(payload={EventPayload.NODES: nodes})
+                out.append(nodes)
+        return self._end_many(queries, out)
+
+    def _start_many(self, queries: Sequence[str | QueryBundle]) -> list[QueryBundle]:
+        bundles = _bundles(queries)
+        self._check_callback_manager()
+        for query in queries:
+            dispatcher.event(RetrievalStartEvent(str_or_query_bundle=query))
+        return bundles
+
+    def _end_many(
+        self, queries: Sequence[str | QueryBundle], results: list[list[NodeWithScore]]
+    ) -> list[list[NodeWithScore]]:
+        for query, nodes in zip(queries, results):
+            dispatcher.event(RetrievalEndEvent(str_or_query_bundle=query, nodes=nodes))
+        return results
 
     def __repr__(self) -> str:
         return f"GteHybridRetriever(top_k={self.similarity_top_k}, hybrid={self.hybrid!r})"

@@ -444,6 +444,67 @@ def test_retriever_batch_path_is_one_batched_request(tmp_path: Path, encoder: An
     assert [[n.node.node_id for n in r] for r in many] == [[n.node.node_id for n in r] for r in single]
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_retriever_batch_path_is_instrumented_per_query(tmp_path: Path, encoder: Any, flavour: str) -> None:
+    import asyncio
+
+    pytest.importorskip("llama_index.core")
+    import llama_index.core.instrumentation as instrument
+    from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent, RetrievalStartEvent
+
+    from gte_rag.kb import KnowledgeBase
+    from gte_rag.llama_index import GteHybridRetriever
+
+    class Seen(BaseEventHandler):
+        events: list[Any] = []
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "Seen"
+
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            if isinstance(event, (RetrievalStartEvent, RetrievalEndEvent)):
+                self.events.append(event)
+
+    seen = Seen(events=[])
+    root = instrument.get_dispatcher()
+    root.add_event_handler(seen)
+    debug = LlamaDebugHandler()
+    queries = ["river mountain", "rust memory"]
+    try:
+        with KnowledgeBase(tmp_path / "kb", encoder=encoder, chunk_size=16) as kb:
+            kb.add_documents(_notes(8))
+            retriever = GteHybridRetriever(knowledge_base=kb, similarity_top_k=2,
+                                           callback_manager=CallbackManager([debug]))
+            many = (retriever.retrieve_many(queries) if flavour == "sync"
+                    else asyncio.run(retriever.aretrieve_many(queries)))
+    finally:
+        root.event_handlers.remove(seen)
+    starts = [e.str_or_query_bundle for e in seen.events if isinstance(e, RetrievalStartEvent)]
+    ends = [(e.str_or_query_bundle, [n.node.node_id for n in e.nodes]) for e in seen.events
+            if isinstance(e, RetrievalEndEvent)]
+    assert starts == queries
+    assert ends == [(q, [n.node.node_id for n in r]) for q, r in zip(queries, many)]
+    pairs = debug.get_event_pairs(CBEventType.RETRIEVE)
+    assert [p[0].payload["query_str"] for p in pairs] == queries
+    assert [len(p[1].payload["nodes"]) for p in pairs] == [2, 2]
+
+
+def test_retriever_batch_path_refuses_a_single_string(tmp_path: Path, encoder: Any) -> None:
+    pytest.importorskip("llama_index.core")
+    from gte_rag.kb import KnowledgeBase
+    from gte_rag.llama_index import GteHybridRetriever
+
+    with KnowledgeBase(tmp_path / "kb", encoder=encoder, chunk_size=16) as kb:
+        retriever = GteHybridRetriever(knowledge_base=kb)
+        with pytest.raises(ConfigError, match="sequence of queries; use retrieve"):
+            retriever.retrieve_many("river mountain")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="str or a QueryBundle, got int"):
+            retriever.retrieve_many(["river", 3])  # type: ignore[list-item]
+
+
 class _RecordingBackend(_CountingBackend):
     """A real backend whose upserts are recorded: which thread ran them, with which points."""
 
