@@ -13,7 +13,8 @@ them need no encoder run (the encoder is not timed here):
 
 The real sample (MiniLM over ``--sample`` SciFact documents and the SciFact queries) is
 encoded once and cached under ``benchmarks/results/cache/``. Queries are the real SciFact
-queries (dense + sparse), hybrid RRF top-10 with 100 candidates per branch.
+queries (dense + sparse), hybrid top-10 with the default fusion (DBSF) and 100 candidates per
+branch.
 
 Each (size, configuration) runs in a fresh process, so that its RSS is its own:
 
@@ -23,19 +24,21 @@ Each (size, configuration) runs in a fresh process, so that its RSS is its own:
 
 Measured: upsert points/s (``QdrantStore.upsert``, batches of 1,000; generation excluded),
 index build seconds (``ensure_indexed``: what a knowledge base runs after a write),
-process RSS (current and peak) and disk size after the build, hybrid p50 / p95 through
-``QdrantStore.query``, recall@10 of hybrid and of dense search against an exact search
-(``SearchParams(exact=True)`` in every branch, same fusion) for each search ``ef`` of
+process RSS (current and peak; also its anonymous part, without mapped files) and disk size
+after the build, hybrid p50 / p95 through ``QdrantStore.query``, recall@10 of hybrid and of dense search against an exact search
+(``SearchParams(exact=True)`` in every branch, quantization ignored, same fusion) for each search ``ef`` of
 ``--hnsw-ef`` (measured on the same index), and queries/s of
 ``query_many`` (batches of 50, one ``query_batch`` request each) against one request per
 query. ``--kb`` adds the knowledge-base check: the points written through
 ``KnowledgeBase.write`` (calls of 5,000, vectors given, no ``optimize()`` call), hybrid p50
-then, and again after an explicit ``optimize()``.
+then, and again after an explicit ``optimize()`` (``--kb`` alone: every size of ``--points``;
+``--kb 100000``: those sizes only). Progress goes to stderr; each finished row is also appended
+to ``benchmarks/results/bench_scale-<time>.partial.jsonl`` as soon as it is measured.
 
 Usage::
 
-    python benchmarks/bench_scale.py --points 10000 100000 --kb
-    python benchmarks/bench_scale.py --points 1000000 --configs int8 int8-disk
+    python benchmarks/bench_scale.py --points 10000 100000 1000000 --kb 100000   # the recorded run
+    python benchmarks/bench_scale.py --points 1000000 --configs int8-disk
     python benchmarks/bench_scale.py --points 2000 --queries 50           # smoke run
 """
 
@@ -147,10 +150,12 @@ class Generator:
 
 
 # ---------------------------------------------------------------- one measurement (child process)
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory in MiB: ``VmRSS`` (all), ``RssAnon`` (heap) or ``RssFile`` (mapped files,
+    e.g. on-disk vectors in the page cache, which the kernel can drop under memory pressure)."""
     with open("/proc/self/status", encoding="utf-8") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -201,13 +206,19 @@ def _latency(fn: Any, queries: list[Any], warmup: int = 20) -> tuple[float, floa
     return float(np.percentile(times, 50)), float(np.percentile(times, 95)), results
 
 
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} rss {_rss_mb():,.0f} MB, anon {_rss_mb('RssAnon'):,.0f}] {message}", file=sys.stderr, flush=True)
+
+
 def _exact_ids(store: Any, plan: Any) -> list[str]:
     import qdrant_edge as qe
 
     from gte_rag.qdrant._edge import _best_hits, with_search_params
     from gte_rag.qdrant._edge_convert import to_edge_request
 
-    request = with_search_params(to_edge_request(plan), qe.SearchParams(exact=True))
+    # a full scan of the original vectors: quantized copies are not used for the baseline
+    exact = qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
+    request = with_search_params(to_edge_request(plan), exact)
     with store.backend.using_shard() as shard:
         found = shard.query(request)
     hits = _best_hits(found, plan.top_k)
@@ -245,12 +256,16 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
             t = time.perf_counter()
             store.upsert(batch, batch_size=BATCH)
             upsert_s += time.perf_counter() - t
+            if (b + 1) % 100 == 0:
+                _log(f"{points:,} {config}: {start + size:,} points upserted ({upsert_s:.0f} s upserting)")
         row["upsert_points_per_s"] = points / upsert_s
+        _log(f"{points:,} {config}: upserted at {row['upsert_points_per_s']:,.0f} points/s; building the index")
         t = time.perf_counter()
         store.ensure_indexed(1)
         row["index_build_s"] = time.perf_counter() - t
         row["unindexed_after"] = store.unindexed_points()
-        hybrid = HybridConfig(fusion="rrf", prefetch_limit=PREFETCH)
+        _log(f"{points:,} {config}: index built in {row['index_build_s']:.1f} s; exact baseline")
+        hybrid = HybridConfig(prefetch_limit=PREFETCH)  # the default fusion, as a knowledge base queries
         dense_only = HybridConfig(mode="dense")
         exact = [(_exact_ids(store, build_query_plan(layout, dense=q[0], sparse=q[1], top_k=TOP_K, hybrid=hybrid)),
                   _exact_ids(store, build_query_plan(layout, dense=q[0], sparse=None, top_k=TOP_K, hybrid=dense_only)))
@@ -262,6 +277,7 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
         # the search ef changes nothing stored: each value is measured on the same index
         row["by_ef"] = []
         for ef in efs:
+            _log(f"{points:,} {config}: latency and recall at ef={ef}")
             store.backend.layout = replace(layout, storage=replace(layout.storage_settings, hnsw_ef=ef))
             p50, p95, got = _latency(run, queries)
             _, _, got_dense = _latency(lambda q: run(q, dense_only), queries, warmup=0)
@@ -274,6 +290,7 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
         # one request per query against query_many (batches of 50), alternated over three
         # rounds (the best round of each counts: other load on the machine hits both alike)
         single, batched = [], []
+        _log(f"{points:,} {config}: query_many against one request per query")
         for _ in range(3):
             t = time.perf_counter()
             for q in queries:
@@ -287,11 +304,13 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
         row["single_qps"] = len(queries) / min(single)
         row["query_many_qps"] = len(queries) / min(batched)
         row["rss_mb"] = _rss_mb()
+        row["rss_anon_mb"], row["rss_file_mb"] = _rss_mb("RssAnon"), _rss_mb("RssFile")
         row["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         row["rss_before_store_mb"] = base_rss
         row["rss_trimmed_mb"] = _trimmed_rss_mb()  # freed heap (index build, batches) given back
         store.close()
         row["disk_mb"] = _disk_mb(work)
+        _log(f"{points:,} {config}: reopening")
         # what a process that opens the built collection holds: reopen, query, measure
         _trimmed_rss_mb()
         before = _rss_mb()
@@ -300,6 +319,7 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
         for q in queries:
             run(q)
         row["rss_reopened_mb"] = _rss_mb()
+        row["rss_reopened_anon_mb"] = _rss_mb("RssAnon")
         row["rss_reopened_delta_mb"] = row["rss_reopened_mb"] - before
         store.close()
     finally:
@@ -335,7 +355,7 @@ def measure_kb(points: int, n_queries: int, sample_docs: int) -> dict[str, Any]:
                 kb.write(records)
             row["write_s"] = time.perf_counter() - t
             row["unindexed_after_writes"] = kb.store.unindexed_points()
-            hybrid = HybridConfig(fusion="rrf", prefetch_limit=PREFETCH)
+            hybrid = HybridConfig(prefetch_limit=PREFETCH)
 
             def run(q: Any) -> Any:
                 return kb.store.query(q[0], q[1], top_k=TOP_K, hybrid=hybrid)
@@ -356,13 +376,14 @@ def _child(args: argparse.Namespace, points: int, config: str) -> dict[str, Any]
     cmd = [sys.executable, __file__, "--child", config, "--points", str(points), "--queries", str(args.queries),
            "--sample", str(args.sample)]
     cmd += ["--hnsw-ef", *[str(e) for e in args.hnsw_ef]]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})  # progress: stderr passes through
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = [("points", "{:,}"), ("config", "{}"), ("hnsw_ef", "{}"), ("upsert_points_per_s", "{:,.0f}"), ("index_build_s", "{:.1f}"),
-            ("rss_mb", "{:,.0f}"), ("rss_trimmed_mb", "{:,.0f}"), ("rss_reopened_mb", "{:,.0f}"), ("disk_mb", "{:,.0f}"), ("hybrid_p50_ms", "{:.2f}"), ("hybrid_p95_ms", "{:.2f}"),
+            ("rss_mb", "{:,.0f}"), ("rss_anon_mb", "{:,.0f}"), ("rss_trimmed_mb", "{:,.0f}"), ("rss_reopened_mb", "{:,.0f}"), ("rss_reopened_anon_mb", "{:,.0f}"), ("disk_mb", "{:,.0f}"), ("hybrid_p50_ms", "{:.2f}"), ("hybrid_p95_ms", "{:.2f}"),
             ("hybrid_recall@10", "{:.3f}"), ("dense_recall@10", "{:.3f}"), ("single_qps", "{:.0f}"),
             ("query_many_qps", "{:.0f}")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |", "|" + "---|" * len(cols)]
@@ -379,7 +400,8 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=1_000, help="SciFact documents encoded for the statistics")
     ap.add_argument("--hnsw-ef", type=int, nargs="+", default=[128, 256, 512],
                     help="search ef values, each measured on the same index (the table shows the last)")
-    ap.add_argument("--kb", action="store_true", help="also the KnowledgeBase.write check (no optimize())")
+    ap.add_argument("--kb", type=int, nargs="*", default=None,
+                    help="also the KnowledgeBase.write check (no optimize()): alone for every size, or these sizes")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-kb", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -392,21 +414,30 @@ def main() -> None:
     from gte_rag.eval import run_metadata
 
     real_sample(args.sample)  # encode (once) before any timing
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    partial = RESULTS_DIR / f"bench_scale-{stamp}.partial.jsonl"
+
+    def keep(row: dict[str, Any]) -> None:
+        print(json.dumps(row), flush=True)
+        with partial.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
     rows: list[dict[str, Any]] = []
     for n in args.points:
         for config in args.configs:
-            row = _child(args, n, config)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.append(_child(args, n, config))
+            keep(rows[-1])
     kb_rows = []
-    if args.kb:
-        for n in args.points:
-            cmd = [sys.executable, __file__, "--child-kb", "--points", str(n), "--queries", str(args.queries),
-                   "--sample", str(args.sample)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONWARNINGS": "ignore"})
-            kb_rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(json.dumps(kb_rows[-1]), flush=True)
+    kb_sizes = [] if args.kb is None else (args.kb or args.points)
+    for n in kb_sizes:
+        cmd = [sys.executable, __file__, "--child-kb", "--points", str(n), "--queries", str(args.queries),
+               "--sample", str(args.sample)]
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        kb_rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        keep(kb_rows[-1])
+    rows.sort(key=lambda r: (r["points"], CONFIGS.index(r["config"])))
     print()
     print(_table(rows))
     print("\nby search ef (same index):")
@@ -420,8 +451,7 @@ def main() -> None:
               f"(p95 {r['hybrid_p95_ms']:.2f}); after optimize(): p50 {r['optimized_p50_ms']:.2f} ms "
               f"(p95 {r['optimized_p95_ms']:.2f}); ratio {r['ratio_p50']:.2f}; unindexed after the writes: "
               f"{r['unindexed_after_writes']}")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out_path = RESULTS_DIR / f"bench_scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out_path = RESULTS_DIR / f"bench_scale-{stamp}.json"
     out_path.write_text(json.dumps({"rows": rows, "kb": kb_rows, "metadata": run_metadata(),
                                     "args": vars(args)}, indent=2), encoding="utf-8")
     print(f"\nwrote {out_path}")
