@@ -48,6 +48,7 @@ from gte_rag.qdrant._points import (
 )
 from gte_rag.qdrant._query import HybridConfig, QueryPlan, build_query_plan, rank_hits
 from gte_rag.qdrant._store import (
+    QUERY_BATCH_MAX,
     AsyncQdrantStore,
     QdrantStore,
     documents_filter,
@@ -77,6 +78,7 @@ __all__ = [
     "MAX_MULTIVECTOR_FLOATS",
     "MigrationStats",
     "PointRecord",
+    "QUERY_BATCH_MAX",
     "QdrantStore",
     "QueryPlan",
     "SearchHit",

@@ -189,7 +189,7 @@ class _SizedBackend(_CountingBackend):
 
 
 def test_query_many_splits_a_long_list_into_bounded_requests(location: Any) -> None:
-    from gte_rag.qdrant._store import QUERY_BATCH_MAX
+    from gte_rag.qdrant import QUERY_BATCH_MAX
 
     n = 2 * QUERY_BATCH_MAX + 5
     with open_store(location, CollectionLayout("docs", dense_size=DIM)) as store:
@@ -209,7 +209,7 @@ def test_query_many_splits_a_long_list_into_bounded_requests(location: Any) -> N
 @pytest.mark.asyncio
 async def test_async_query_many_splits_a_long_list_into_bounded_requests(tmp_path: Path) -> None:
     from gte_rag.qdrant import open_async_store
-    from gte_rag.qdrant._store import QUERY_BATCH_MAX
+    from gte_rag.qdrant import QUERY_BATCH_MAX
 
     n = QUERY_BATCH_MAX + 1
     store = open_async_store(tmp_path / "kb", CollectionLayout("docs", dense_size=DIM))
