@@ -15,7 +15,7 @@ from typing import Any
 from .._runtime import warn_external
 from ..errors import ConfigError
 from ..qdrant import AsyncQdrantStore, CollectionLayout, QdrantStore, StorageConfig
-from ..qdrant._layout import _STORAGE_CREATION_FIELDS
+from ..qdrant._layout import _STORAGE_CREATION_FIELDS, LEGACY_STORAGE
 
 __all__ = ["akeep_indexed", "keep_indexed", "resolve_storage", "warn_if_unindexed"]
 
@@ -29,8 +29,9 @@ def resolve_storage(given: StorageConfig | None, found: CollectionLayout | None,
     recorded; the settings ``given`` states explicitly (:attr:`StorageConfig.explicit`) apply
     on top: the search-time ones (``hnsw_ef``, ``auto_index_points``, ``rescore``,
     ``oversampling``) change, one fixed at creation must equal the recorded value. A
-    collection that recorded no storage settings (it predates them) takes the defaults, and
-    refuses creation settings other than the defaults (they cannot be checked).
+    collection that recorded no storage settings (it predates them) takes
+    :data:`~gte_rag.qdrant._layout.LEGACY_STORAGE` (what it was made with), and refuses other
+    creation settings (they cannot be checked).
 
     Raises:
         ConfigError: ``given`` is not a StorageConfig, or states a setting fixed at creation
@@ -42,13 +43,13 @@ def resolve_storage(given: StorageConfig | None, found: CollectionLayout | None,
         return given or StorageConfig()
     recorded = found.storage
     if given is None:
-        return recorded or StorageConfig()
+        return recorded or LEGACY_STORAGE
     asked = {n: getattr(given, n) for n in sorted(given.explicit)}
     creation = {n: v for n, v in asked.items() if n in _STORAGE_CREATION_FIELDS}
     search = {n: v for n, v in asked.items() if n not in _STORAGE_CREATION_FIELDS}
     fix = ("Fix: leave these settings out (the recorded ones apply), or copy the collection into a new one "
            "with them: gte-rag migrate --from SRC --to DST --quantization ... (no re-encoding)")
-    base = recorded or StorageConfig()
+    base = recorded or LEGACY_STORAGE
     differs = {n: v for n, v in creation.items() if v != getattr(base, n)}
     if differs and recorded is None:
         raise ConfigError(

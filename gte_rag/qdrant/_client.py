@@ -99,16 +99,15 @@ def _vector_params(
     )
 
 
-def search_params(storage: StorageConfig) -> models.SearchParams | None:
-    """Search parameters the storage settings ask for (``None``: the server's defaults)."""
+def search_params(storage: StorageConfig) -> models.SearchParams:
+    """Search parameters of every query: the search ef (:attr:`StorageConfig.search_ef`) and,
+    with int8, the rescoring settings."""
     quantization = None
     if storage.quantized:
         quantization = models.QuantizationSearchParams(
             rescore=storage.rescore, oversampling=None if storage.oversampling is None else float(storage.oversampling)
         )
-    if quantization is None and storage.hnsw_ef is None:
-        return None
-    return models.SearchParams(hnsw_ef=storage.hnsw_ef, quantization=quantization)
+    return models.SearchParams(hnsw_ef=storage.search_ef, quantization=quantization)
 
 
 def _create_kwargs(layout: CollectionLayout, options: dict[str, Any]) -> dict[str, Any]:

@@ -117,16 +117,15 @@ def edge_config(layout: CollectionLayout, *, on_disk: bool | None = None) -> qe.
     return qe.EdgeConfig(vectors=vectors, sparse_vectors=sparse, hnsw_config=hnsw, optimizers=optimizers)
 
 
-def search_params(storage: StorageConfig) -> qe.SearchParams | None:
-    """Search parameters the storage settings ask for (``None``: the engine's defaults)."""
+def search_params(storage: StorageConfig) -> qe.SearchParams:
+    """Search parameters of every query: the search ef (:attr:`StorageConfig.search_ef`) and,
+    with int8, the rescoring settings."""
     quantization = None
     if storage.quantized:
         quantization = qe.QuantizationSearchParams(
             rescore=storage.rescore, oversampling=None if storage.oversampling is None else float(storage.oversampling)
         )
-    if quantization is None and storage.hnsw_ef is None:
-        return None
-    return qe.SearchParams(hnsw_ef=storage.hnsw_ef, quantization=quantization)
+    return qe.SearchParams(hnsw_ef=storage.search_ef, quantization=quantization)
 
 
 def _prefetch_with(prefetch: qe.Prefetch, params: qe.SearchParams) -> qe.Prefetch:

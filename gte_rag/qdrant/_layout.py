@@ -52,6 +52,17 @@ DEFAULT_PAYLOAD_INDEXES: tuple[tuple[str, PayloadIndexType], ...] = (
 DEFAULT_AUTO_INDEX_POINTS = 20_000
 """Qdrant Edge: a write that leaves at least this many points outside the HNSW index builds it."""
 
+DEFAULT_HNSW_M = 32
+"""Edges per node of a new collection's HNSW graph. Qdrant's own default (16) loses recall as a
+collection grows: at a million 384-d points (``benchmarks/bench_scale.py``) it found 75% of
+the exact dense top 10 at search ef 512, where 32 finds 87%; the graph costs about 260 MB
+per million points instead of 130 MB and the build takes about a quarter longer."""
+
+DEFAULT_HNSW_EF = 768
+"""Candidates of an HNSW search when :attr:`StorageConfig.hnsw_ef` is ``None``. Qdrant's own
+default is the build's ``ef_construct`` (100), far too few at a million points; see
+``benchmarks/README.md`` for recall and latency by ef from 10k to 1M points."""
+
 LAYOUT_FORMAT_VERSION = 1
 """Version of the serialized layout (sidecar file / collection metadata)."""
 
@@ -94,10 +105,11 @@ class StorageConfig:
             ``int8`` the quantized copies stay in RAM, so only rescoring reads the disk.
         datatype: ``"float32"`` or ``"float16"`` storage of the original vectors (half
             the memory; cosine scores change in about the fourth decimal).
-        hnsw_m: Edges per node of the HNSW graph (more: better recall, more memory).
+        hnsw_m: Edges per node of the HNSW graph (more: better recall, more memory);
+            :data:`DEFAULT_HNSW_M`. Collections that recorded no settings have Qdrant's 16.
         hnsw_ef_construct: Candidates while the graph is built (more: better graph, slower build).
-        hnsw_ef: Candidates while searching; ``None`` is the engine's default
-            (``hnsw_ef_construct``). A search setting: it may change on reopening.
+        hnsw_ef: Candidates while searching; ``None`` is :data:`DEFAULT_HNSW_EF` (see
+            :attr:`search_ef`). A search setting: it may change on reopening.
         auto_index_points: Qdrant Edge builds its HNSW index only when asked; a write
             through :class:`~gte_rag.kb.KnowledgeBase` that leaves at least this many
             points outside the index builds it before returning. ``None``: never (call
@@ -117,7 +129,7 @@ class StorageConfig:
     quantile: float | None = None
     on_disk: bool = False
     datatype: VectorDatatype = "float32"
-    hnsw_m: int = 16
+    hnsw_m: int = DEFAULT_HNSW_M
     hnsw_ef_construct: int = 100
     hnsw_ef: int | None = None
     auto_index_points: int | None = DEFAULT_AUTO_INDEX_POINTS
@@ -159,6 +171,11 @@ class StorageConfig:
     def quantized(self) -> bool:
         """Whether the dense vectors are quantized."""
         return self.quantization != "none"
+
+    @property
+    def search_ef(self) -> int:
+        """The HNSW search ef sent with every query: ``hnsw_ef``, or :data:`DEFAULT_HNSW_EF`."""
+        return DEFAULT_HNSW_EF if self.hnsw_ef is None else self.hnsw_ef
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-compatible dict (recorded with the collection)."""
@@ -213,6 +230,10 @@ def _track_explicit(init: Any) -> Any:
 
 
 setattr(StorageConfig, "__init__", _track_explicit(StorageConfig.__init__))
+
+LEGACY_STORAGE = StorageConfig(hnsw_m=16)
+"""What a collection that recorded no storage settings has: it was made with Qdrant's HNSW
+defaults (16 edges per node, ``ef_construct`` 100) and float32 vectors in RAM."""
 
 
 @dataclass(frozen=True)
@@ -394,8 +415,8 @@ class CollectionLayout:
 
     @property
     def storage_settings(self) -> StorageConfig:
-        """The storage settings, :class:`StorageConfig` defaults when none were recorded."""
-        return self.storage if self.storage is not None else StorageConfig()
+        """The storage settings; :data:`LEGACY_STORAGE` when none were recorded."""
+        return self.storage if self.storage is not None else LEGACY_STORAGE
 
     @property
     def encoder_settings(self) -> dict[str, Any]:

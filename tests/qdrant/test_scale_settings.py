@@ -81,6 +81,33 @@ def test_edge_shard_gets_the_settings(tmp_path: Path) -> None:
     assert config["hnsw_config"]["m"] == 8 and config["hnsw_config"]["ef_construct"] == 32
 
 
+def test_new_collections_get_the_large_collection_defaults(tmp_path: Path) -> None:
+    from gte_rag.qdrant import DEFAULT_HNSW_EF, DEFAULT_HNSW_M
+
+    assert (StorageConfig().hnsw_m, StorageConfig().search_ef) == (DEFAULT_HNSW_M, DEFAULT_HNSW_EF) == (32, 768)
+    assert StorageConfig(hnsw_ef=64).search_ef == 64
+    with open_store(tmp_path, CollectionLayout("docs", dense_size=DIM)) as store:
+        store.ensure_collection()
+        store.upsert(_points(50))
+        # every query carries the search ef (Qdrant's own default would be ef_construct, 100)
+        assert store.backend._search_params().hnsw_ef == DEFAULT_HNSW_EF  # type: ignore[attr-defined]
+        assert store.query(_vectors(1)[0], None, top_k=1, hybrid=HybridConfig(mode="dense"))
+    config = json.loads((tmp_path / "docs" / "edge_config.json").read_text(encoding="utf-8"))
+    assert config["hnsw_config"]["m"] == DEFAULT_HNSW_M and config["hnsw_config"]["ef_construct"] == 100
+
+
+def test_a_collection_without_recorded_settings_keeps_qdrants_graph_defaults() -> None:
+    from gte_rag.kb._storage import resolve_storage
+    from gte_rag.qdrant._layout import LEGACY_STORAGE
+
+    legacy = CollectionLayout("docs", dense_size=DIM, storage=None)
+    assert legacy.storage_settings == LEGACY_STORAGE and LEGACY_STORAGE.hnsw_m == 16
+    assert resolve_storage(None, legacy, "./kb").hnsw_m == 16
+    assert resolve_storage(StorageConfig(hnsw_m=16, hnsw_ef=300), legacy, "./kb").search_ef == 300
+    with pytest.raises(ConfigError, match=r"recorded no storage settings.*hnsw_m"):
+        resolve_storage(StorageConfig(hnsw_m=32), legacy, "./kb")
+
+
 def test_local_client_collection_gets_the_settings() -> None:
     layout = CollectionLayout("docs", dense_size=DIM, storage=INT8)
     with open_store(":memory:", layout) as store:
