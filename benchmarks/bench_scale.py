@@ -175,12 +175,12 @@ def _disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def _storage(config: str, hnsw_ef: int | None) -> Any:
+def _storage(config: str, hnsw_ef: int | None, graph: dict[str, int]) -> Any:
     from gte_rag.qdrant import StorageConfig
 
     if config == "float32":
-        return StorageConfig(hnsw_ef=hnsw_ef)
-    return StorageConfig(quantization="int8", on_disk=config == "int8-disk", hnsw_ef=hnsw_ef)
+        return StorageConfig(hnsw_ef=hnsw_ef, **graph)
+    return StorageConfig(quantization="int8", on_disk=config == "int8-disk", hnsw_ef=hnsw_ef, **graph)
 
 
 def _queries(sample: dict[str, Any], n: int) -> list[tuple[np.ndarray, Any]]:
@@ -225,7 +225,8 @@ def _exact_ids(store: Any, plan: Any) -> list[str]:
     return [h.id for h in sorted(hits, key=lambda h: (-h.score, h.id))[:TOP_K]]
 
 
-def measure(points: int, config: str, n_queries: int, efs: list[int | None], sample_docs: int) -> dict[str, Any]:
+def measure(points: int, config: str, n_queries: int, efs: list[int | None], sample_docs: int,
+            graph: dict[str, int]) -> dict[str, Any]:
     from gte_rag._types import SparseVector
     from gte_rag.qdrant import CollectionLayout, HybridConfig, PointRecord, build_query_plan, open_store, point_id
 
@@ -236,10 +237,11 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
     del sample["doc_dense"]
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     layout = CollectionLayout(
-        "scale", dense_size=DIM, sparse_idf=True, storage=_storage(config, None),
+        "scale", dense_size=DIM, sparse_idf=True, storage=_storage(config, None, graph),
         payload_indexes={"doc_id": "keyword", "ref_doc_id": "keyword", "chunk_index": "integer"},
     )
-    row: dict[str, Any] = {"points": points, "config": config}
+    row: dict[str, Any] = {"points": points, "config": config, "hnsw_m": layout.storage_settings.hnsw_m,
+                           "hnsw_ef_construct": layout.storage_settings.hnsw_ef_construct}
     try:
         store = open_store(work, layout)
         store.ensure_collection()
@@ -280,13 +282,14 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
             _log(f"{points:,} {config}: latency and recall at ef={ef}")
             store.backend.layout = replace(layout, storage=replace(layout.storage_settings, hnsw_ef=ef))
             p50, p95, got = _latency(run, queries)
-            _, _, got_dense = _latency(lambda q: run(q, dense_only), queries, warmup=0)
+            d50, d95, got_dense = _latency(lambda q: run(q, dense_only), queries, warmup=0)
             row["by_ef"].append({
-                "hnsw_ef": ef, "hybrid_p50_ms": p50, "hybrid_p95_ms": p95,
+                "hnsw_ef": ef, "hybrid_p50_ms": p50, "hybrid_p95_ms": p95, "dense_p50_ms": d50, "dense_p95_ms": d95,
                 "hybrid_recall@10": float(np.mean([len(set(g) & set(e[0])) / TOP_K for g, e in zip(got, exact)])),
                 "dense_recall@10": float(np.mean([len(set(g) & set(e[1])) / TOP_K for g, e in zip(got_dense, exact)])),
             })
         row.update(row["by_ef"][-1])
+        row["sparse_p50_ms"], row["sparse_p95_ms"], _ = _latency(lambda q: run(q, HybridConfig(mode="sparse")), queries)
         # one request per query against query_many (batches of 50), alternated over three
         # rounds (the best round of each counts: other load on the machine hits both alike)
         single, batched = [], []
@@ -376,13 +379,19 @@ def _child(args: argparse.Namespace, points: int, config: str) -> dict[str, Any]
     cmd = [sys.executable, __file__, "--child", config, "--points", str(points), "--queries", str(args.queries),
            "--sample", str(args.sample)]
     cmd += ["--hnsw-ef", *[str(e) for e in args.hnsw_ef]]
+    cmd += [f"--{k.replace('_', '-')}={v}" for k, v in _graph(args).items()]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})  # progress: stderr passes through
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _graph(args: argparse.Namespace) -> dict[str, int]:
+    """The HNSW graph settings given on the command line (the others keep StorageConfig's defaults)."""
+    return {k: v for k, v in (("hnsw_m", args.hnsw_m), ("hnsw_ef_construct", args.hnsw_ef_construct)) if v is not None}
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
-    cols = [("points", "{:,}"), ("config", "{}"), ("hnsw_ef", "{}"), ("upsert_points_per_s", "{:,.0f}"), ("index_build_s", "{:.1f}"),
+    cols = [("points", "{:,}"), ("config", "{}"), ("hnsw_m", "{}"), ("hnsw_ef_construct", "{}"), ("hnsw_ef", "{}"), ("upsert_points_per_s", "{:,.0f}"), ("index_build_s", "{:.1f}"),
             ("rss_mb", "{:,.0f}"), ("rss_anon_mb", "{:,.0f}"), ("rss_trimmed_mb", "{:,.0f}"), ("rss_reopened_mb", "{:,.0f}"), ("rss_reopened_anon_mb", "{:,.0f}"), ("disk_mb", "{:,.0f}"), ("hybrid_p50_ms", "{:.2f}"), ("hybrid_p95_ms", "{:.2f}"),
             ("hybrid_recall@10", "{:.3f}"), ("dense_recall@10", "{:.3f}"), ("single_qps", "{:.0f}"),
             ("query_many_qps", "{:.0f}")]
@@ -395,11 +404,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, nargs="+", default=[10_000, 100_000])
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=CONFIGS)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--sample", type=int, default=1_000, help="SciFact documents encoded for the statistics")
     ap.add_argument("--hnsw-ef", type=int, nargs="+", default=[128, 256, 512],
                     help="search ef values, each measured on the same index (the table shows the last)")
+    ap.add_argument("--hnsw-m", type=int, default=None, help="HNSW edges per node (default: StorageConfig's)")
+    ap.add_argument("--hnsw-ef-construct", type=int, default=None,
+                    help="HNSW build candidates (default: StorageConfig's)")
     ap.add_argument("--kb", type=int, nargs="*", default=None,
                     help="also the KnowledgeBase.write check (no optimize()): alone for every size, or these sizes")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -409,7 +421,8 @@ def main() -> None:
         print(json.dumps(measure_kb(args.points[0], args.queries, args.sample)))
         return
     if args.child:
-        print(json.dumps(measure(args.points[0], args.child, args.queries, list(args.hnsw_ef), args.sample)))
+        print(json.dumps(measure(args.points[0], args.child, args.queries, list(args.hnsw_ef), args.sample,
+                                 _graph(args))))
         return
     from gte_rag.eval import run_metadata
 
@@ -445,7 +458,11 @@ def main() -> None:
         for e in r.get("by_ef", []):
             print(f"  {r['points']:>9,} {r['config']:<9} ef={e['hnsw_ef']}: hybrid p50 {e['hybrid_p50_ms']:.2f} ms, "
                   f"p95 {e['hybrid_p95_ms']:.2f} ms, recall@10 hybrid {e['hybrid_recall@10']:.3f}, "
-                  f"dense {e['dense_recall@10']:.3f}")
+                  f"dense {e['dense_recall@10']:.3f}; dense alone p50 {e['dense_p50_ms']:.2f} ms, "
+                  f"p95 {e['dense_p95_ms']:.2f} ms")
+        if "sparse_p50_ms" in r:
+            print(f"  {r['points']:>9,} {r['config']:<9} sparse alone: p50 {r['sparse_p50_ms']:.2f} ms, "
+                  f"p95 {r['sparse_p95_ms']:.2f} ms")
     for r in kb_rows:
         print(f"\nKnowledgeBase.write, {r['points']:,} points, no optimize(): hybrid p50 {r['hybrid_p50_ms']:.2f} ms "
               f"(p95 {r['hybrid_p95_ms']:.2f}); after optimize(): p50 {r['optimized_p50_ms']:.2f} ms "
