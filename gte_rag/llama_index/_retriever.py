@@ -89,44 +89,28 @@ class GteHybridRetriever(BaseRetriever):
         """The batch path: many queries in one encoder pass and batched Qdrant requests.
 
         Instrumented as :meth:`retrieve` is, once per query: a ``RetrievalStartEvent`` and a
-        ``RetrievalEndEvent`` to LlamaIndex's dispatcher, a ``RETRIEVE`` event to the callback
-        manager (inside one ``query`` trace), and recursive retrieval of index nodes. Returns
-        one list of nodes per query, in the order of ``queries``.
+        ``RetrievalEndEvent`` to LlamaIndex's dispatcher, a ``RETRIEVE`` event with the query
+        and its nodes to the callback manager (in one ``query`` trace), and recursive retrieval
+        of index nodes. Returns one list of nodes per query, in the order of ``queries``.
         """
         bundles = self._start_many(queries)
-        with self.callback_manager.as_trace("query"):
-            results = self.knowledge_base.search(
-                [b.query_str for b in bundles], top_k=self.similarity_top_k, hybrid=self.hybrid,
-                filter=self._qdrant_filter,
-            )
-            out = []
-            for bundle, hits in zip(bundles, results):
-                with self.callback_manager.event(
-                    CBEventType.RETRIEVE, payload={EventPayload.QUERY_STR: bundle.query_str}
-                ) as event:
-                    nodes = self._handle_recursive_retrieval(bundle, hits_to_nodes(hits))
-                    event.on_end(payload={EventPayload.NODES: nodes})
-                out.append(nodes)
-        return self._end_many(queries, out)
+        results = self.knowledge_base.search(
+            [b.query_str for b in bundles], top_k=self.similarity_top_k, hybrid=self.hybrid,
+            filter=self._qdrant_filter,
+        )
+        nodes = [self._handle_recursive_retrieval(b, hits_to_nodes(h)) for b, h in zip(bundles, results)]
+        return self._end_many(queries, bundles, nodes)
 
     @dispatcher.span
     async def aretrieve_many(self, queries: Sequence[str | QueryBundle]) -> list[list[NodeWithScore]]:
         """Async twin of :meth:`retrieve_many`."""
         bundles = self._start_many(queries)
-        with self.callback_manager.as_trace("query"):
-            results = await self.knowledge_base.asearch(
-                [b.query_str for b in bundles], top_k=self.similarity_top_k, hybrid=self.hybrid,
-                filter=self._qdrant_filter,
-            )
-            out = []
-            for bundle, hits in zip(bundles, results):
-                with self.callback_manager.event(
-                    CBEventType.RETRIEVE, payload={EventPayload.QUERY_STR: bundle.query_str}
-                ) as event:
-                    nodes = await self._ahandle_recursive_retrieval(bundle, hits_to_nodes(hits))
-                    event.on_end(payload={EventPayload.NODES: nodes})
-                out.append(nodes)
-        return self._end_many(queries, out)
+        results = await self.knowledge_base.asearch(
+            [b.query_str for b in bundles], top_k=self.similarity_top_k, hybrid=self.hybrid,
+            filter=self._qdrant_filter,
+        )
+        nodes = [await self._ahandle_recursive_retrieval(b, hits_to_nodes(h)) for b, h in zip(bundles, results)]
+        return self._end_many(queries, bundles, nodes)
 
     def _start_many(self, queries: Sequence[str | QueryBundle]) -> list[QueryBundle]:
         bundles = _bundles(queries)
@@ -136,8 +120,14 @@ class GteHybridRetriever(BaseRetriever):
         return bundles
 
     def _end_many(
-        self, queries: Sequence[str | QueryBundle], results: list[list[NodeWithScore]]
+        self, queries: Sequence[str | QueryBundle], bundles: list[QueryBundle], results: list[list[NodeWithScore]]
     ) -> list[list[NodeWithScore]]:
+        with self.callback_manager.as_trace("query"):
+            for bundle, nodes in zip(bundles, results):
+                with self.callback_manager.event(
+                    CBEventType.RETRIEVE, payload={EventPayload.QUERY_STR: bundle.query_str}
+                ) as event:
+                    event.on_end(payload={EventPayload.NODES: nodes})
         for query, nodes in zip(queries, results):
             dispatcher.event(RetrievalEndEvent(str_or_query_bundle=query, nodes=nodes))
         return results
