@@ -56,7 +56,7 @@ DEFAULT_HNSW_M = 32
 """Edges per node of a new collection's HNSW graph. Qdrant's own default (16) loses recall as a
 collection grows: at a million 384-d points (``benchmarks/bench_scale.py``) it found 75% of
 the exact dense top 10 at search ef 512, where 32 finds 87%; the graph costs about 260 MB
-per million points instead of 130 MB and the build takes about a quarter longer."""
+per million points instead of 130 MB and the build takes 17-32% longer."""
 
 DEFAULT_HNSW_EF = 768
 """Candidates of an HNSW search when :attr:`StorageConfig.hnsw_ef` is ``None``. Qdrant's own
