@@ -788,7 +788,7 @@ class KnowledgeBase:
         doc_ids: Sequence[str] | None = None,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
-        """The query core: many queries, one encoder pass, ONE batched Qdrant request, best first.
+        """The query core: many queries, one encoder pass, batched Qdrant requests, best first.
 
         Args:
             texts: Query texts (an entry may be ``None`` when its dense vector is given
@@ -868,7 +868,7 @@ class KnowledgeBase:
         hybrid: HybridConfig | None = None,
         show_progress: bool = False,
     ) -> list[list[SearchHit]]:
-        """:meth:`query` for many queries: encoded in batches, searched in ONE batched Qdrant request."""
+        """:meth:`query` for many queries: encoded in batches, searched in batched Qdrant requests."""
         return self.search(texts, top_k=top_k, filter=filter, mode=mode, fusion=fusion, hybrid=hybrid, show_progress=show_progress)
 
     async def aquery(
