@@ -278,19 +278,13 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
 
         # the search ef changes nothing stored: each value is measured on the same index
         row["by_ef"] = []
-        parallel = row["parallel_search"] = store.backend.parallel_search
         for ef in efs:
             _log(f"{points:,} {config}: latency and recall at ef={ef}")
             store.backend.layout = replace(layout, storage=replace(layout.storage_settings, hnsw_ef=ef))
-            p50, p95, got = _latency(run, queries)  # the default: branches in parallel (2+ cores)
-            store.backend.parallel_search = False  # the baseline: one request, branches in turn
-            o50, o95, got_one = _latency(run, queries)
-            store.backend.parallel_search = parallel
+            p50, p95, got = _latency(run, queries)
             d50, d95, got_dense = _latency(lambda q: run(q, dense_only), queries, warmup=0)
             row["by_ef"].append({
                 "hnsw_ef": ef, "hybrid_p50_ms": p50, "hybrid_p95_ms": p95, "dense_p50_ms": d50, "dense_p95_ms": d95,
-                "one_request_p50_ms": o50, "one_request_p95_ms": o95, "p50_ratio": o50 / p50, "p95_ratio": o95 / p95,
-                "same_answers": got == got_one,
                 "hybrid_recall@10": float(np.mean([len(set(g) & set(e[0])) / TOP_K for g, e in zip(got, exact)])),
                 "dense_recall@10": float(np.mean([len(set(g) & set(e[1])) / TOP_K for g, e in zip(got_dense, exact)])),
             })
@@ -399,25 +393,11 @@ def _graph(args: argparse.Namespace) -> dict[str, int]:
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = [("points", "{:,}"), ("config", "{}"), ("hnsw_m", "{}"), ("hnsw_ef_construct", "{}"), ("hnsw_ef", "{}"), ("upsert_points_per_s", "{:,.0f}"), ("index_build_s", "{:.1f}"),
             ("rss_mb", "{:,.0f}"), ("rss_anon_mb", "{:,.0f}"), ("rss_trimmed_mb", "{:,.0f}"), ("rss_reopened_mb", "{:,.0f}"), ("rss_reopened_anon_mb", "{:,.0f}"), ("disk_mb", "{:,.0f}"), ("hybrid_p50_ms", "{:.2f}"), ("hybrid_p95_ms", "{:.2f}"),
-            ("one_request_p50_ms", "{:.2f}"), ("one_request_p95_ms", "{:.2f}"), ("p95_ratio", "{:.2f}"),
             ("hybrid_recall@10", "{:.3f}"), ("dense_recall@10", "{:.3f}"), ("single_qps", "{:.0f}"),
             ("query_many_qps", "{:.0f}")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(f.format(r[c]) if c in r else "-" for c, f in cols) + " |")
-    return "\n".join(lines)
-
-
-def _ef_table(rows: list[dict[str, Any]]) -> str:
-    """Every search ef of every row: the parallel (default) and the one-request latency side by side."""
-    cols = [("hnsw_ef", "{}"), ("hybrid_p50_ms", "{:.2f}"), ("hybrid_p95_ms", "{:.2f}"), ("one_request_p50_ms", "{:.2f}"),
-            ("one_request_p95_ms", "{:.2f}"), ("p50_ratio", "{:.2f}"), ("p95_ratio", "{:.2f}"), ("same_answers", "{}"),
-            ("hybrid_recall@10", "{:.3f}"), ("dense_recall@10", "{:.3f}")]
-    lines = ["| points | config | " + " | ".join(c for c, _ in cols) + " |", "|" + "---|" * (len(cols) + 2)]
-    for r in rows:
-        for e in r.get("by_ef", []):
-            cells = [f.format(e[c]) if c in e else "-" for c, f in cols]
-            lines.append(f"| {r['points']:,} | {r['config']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -473,11 +453,12 @@ def main() -> None:
     rows.sort(key=lambda r: (r["points"], CONFIGS.index(r["config"])))
     print()
     print(_table(rows))
-    print("\nby search ef (same index; hybrid: the default, branches in parallel; one request: the baseline):")
-    print(_ef_table(rows))
+    print("\nby search ef (same index):")
     for r in rows:
         for e in r.get("by_ef", []):
-            print(f"  {r['points']:>9,} {r['config']:<9} ef={e['hnsw_ef']}: dense alone p50 {e['dense_p50_ms']:.2f} ms, "
+            print(f"  {r['points']:>9,} {r['config']:<9} ef={e['hnsw_ef']}: hybrid p50 {e['hybrid_p50_ms']:.2f} ms, "
+                  f"p95 {e['hybrid_p95_ms']:.2f} ms, recall@10 hybrid {e['hybrid_recall@10']:.3f}, "
+                  f"dense {e['dense_recall@10']:.3f}; dense alone p50 {e['dense_p50_ms']:.2f} ms, "
                   f"p95 {e['dense_p95_ms']:.2f} ms")
         if "sparse_p50_ms" in r:
             print(f"  {r['points']:>9,} {r['config']:<9} sparse alone: p50 {r['sparse_p50_ms']:.2f} ms, "

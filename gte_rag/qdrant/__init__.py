@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from gte_rag.qdrant._backend import AsyncStoreBackend, StoreBackend
 from gte_rag.qdrant._client import AsyncClientBackend, ClientBackend
-from gte_rag.qdrant._edge import PARALLEL_SEARCH_MIN_POINTS, AsyncEdgeBackend, EdgeBackend
+from gte_rag.qdrant._edge import AsyncEdgeBackend, EdgeBackend
 from gte_rag.qdrant._errors import map_store_errors
 from gte_rag.qdrant._layout import (
     DEFAULT_AUTO_INDEX_POINTS,
@@ -81,7 +81,6 @@ __all__ = [
     "KIND_FIELD",
     "MAX_MULTIVECTOR_FLOATS",
     "MigrationStats",
-    "PARALLEL_SEARCH_MIN_POINTS",
     "PointRecord",
     "QUERY_BATCH_MAX",
     "QdrantStore",

@@ -20,11 +20,9 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,14 +33,13 @@ from qdrant_client import models
 from gte_rag._types import SparseVector
 from gte_rag.errors import CollectionNotFoundError, ConfigError, StoreError
 from gte_rag.qdrant._backend import LAYOUT_METADATA_KEY, describe_found_layout
-from gte_rag.qdrant._edge_convert import convert_filter, to_edge_branch_requests, to_edge_filter, to_edge_request
+from gte_rag.qdrant._edge_convert import convert_filter, to_edge_filter, to_edge_request
 from gte_rag.qdrant._errors import EngineCall, map_store_errors
-from gte_rag.qdrant._fusion import fuse_branches
 from gte_rag.qdrant._layout import CollectionLayout, PayloadIndexType, StorageConfig, with_on_disk
 from gte_rag.qdrant._points import PointRecord, SearchHit, StoredPoint
 from gte_rag.qdrant._query import QueryPlan, group_hits, rank_groups, widen_plan
 
-__all__ = ["PARALLEL_SEARCH_MIN_POINTS", "AsyncEdgeBackend", "EdgeBackend", "default_parallel_search"]
+__all__ = ["AsyncEdgeBackend", "EdgeBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,60 +185,6 @@ def _best_hits(found: Sequence[Any], top_k: int) -> list[SearchHit]:
     return [SearchHit(str(p.id), p.score, p.payload or {}) for p in found]
 
 
-def _best_fused(fused: Sequence[tuple[Any, float]], top_k: int) -> list[SearchHit]:
-    """:func:`_best_hits` of client-fused ``(point, score)`` pairs (best first)."""
-    if 0 < top_k < len(fused):
-        cut = fused[top_k - 1][1]
-        fused = [pair for pair in fused if pair[1] >= cut]
-    return [SearchHit(str(p.id), score, p.payload or {}) for p, score in fused]
-
-
-def _splits(plan: QueryPlan) -> bool:
-    """Whether a plan can run as concurrent branch requests fused in the client."""
-    spec = plan.spec
-    return spec is not None and spec.mode == "hybrid" and spec.hybrid.fusion in ("rrf", "dbsf")
-
-
-def default_parallel_search() -> bool:
-    """Whether an :class:`EdgeBackend` searches in parallel when not told: with two or more CPUs."""
-    return (os.cpu_count() or 1) >= 2
-
-
-PARALLEL_SEARCH_MIN_POINTS = 20_000
-"""Fewest points for which :class:`EdgeBackend` splits a hybrid query into concurrent branch
-requests (``parallel_search``): below it a search takes about a millisecond, which handing a
-branch to another thread would not shorten (``benchmarks/bench_scale.py`` prints both forms)."""
-_POINTS_TTL_S = 5.0
-_POOL_SIZE = os.cpu_count() or 2
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _search_pool() -> ThreadPoolExecutor:
-    """The threads that run the other half of a split search (one per CPU, made on first use)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_POOL_SIZE, thread_name_prefix="gte_rag_edge_search")
-        return _POOL
-
-
-def _run_split(shard: qe.EdgeShard, method: str, requests: Sequence[Any]) -> list[Any]:
-    """``shard.<method>(r)`` for every request: the first on this thread, the rest on the pool.
-
-    Every call has finished when this returns or raises, so the caller's claim on the shard
-    covers them all (a close waits for it) and no pool thread needs a claim of its own.
-    """
-    call = getattr(shard, method)
-    futures = [_search_pool().submit(call, r) for r in requests[1:]]
-    try:
-        first = call(requests[0])
-    except BaseException:
-        wait(futures)
-        raise
-    return [first] + [f.result() for f in futures]
-
-
 def _groups_complete(groups: Sequence[tuple[str, list[SearchHit]]], limit: int, group_size: int) -> bool:
     """Whether the ``limit`` best groups are known and each holds all the hits it can."""
     if len(groups) < limit:
@@ -269,16 +212,6 @@ class EdgeBackend:
             removed by :meth:`close`.
         layout: The collection layout.
         on_disk: Keep original dense vectors on disk (mmap) instead of RAM.
-        parallel_search: Use more than one core for one search call (``None``: with two or
-            more CPUs, :func:`default_parallel_search`). Edge runs a request on the calling
-            thread alone, its branches one after the other, so a hybrid query (RRF or
-            DBSF) then runs its dense and sparse branch as two concurrent requests and fuses
-            them here with Qdrant's arithmetic (same scores as the one-request form, see
-            ``gte_rag.qdrant._fusion``), and :meth:`query_batch` splits a batch over the
-            cores. A query is split only in a collection of at least
-            :data:`PARALLEL_SEARCH_MIN_POINTS` points (attribute
-            ``parallel_search_min_points``); formula fusion (``weighted``) and grouped
-            queries stay one request. Both attributes can be changed at any time.
 
     Raises:
         ConfigError: an argument of the wrong type (nothing is created on disk).
@@ -287,8 +220,7 @@ class EdgeBackend:
     engine = "edge"
 
     def __init__(
-        self, root: str | Path | None, layout: CollectionLayout, *, on_disk: bool | None = None,
-        parallel_search: bool | None = None,
+        self, root: str | Path | None, layout: CollectionLayout, *, on_disk: bool | None = None
     ) -> None:
         if not isinstance(layout, CollectionLayout):
             raise ConfigError(f"layout must be a CollectionLayout, got {type(layout).__name__}")
@@ -296,12 +228,7 @@ class EdgeBackend:
             raise ConfigError(f"root must be a directory path or None, got {type(root).__name__}")
         if on_disk is not None and not isinstance(on_disk, bool):
             raise ConfigError(f"on_disk must be True, False or None, got {on_disk!r}")
-        if parallel_search is not None and not isinstance(parallel_search, bool):
-            raise ConfigError(f"parallel_search must be True, False or None, got {parallel_search!r}")
         self.layout = layout
-        self.parallel_search: bool = default_parallel_search() if parallel_search is None else parallel_search
-        self.parallel_search_min_points = PARALLEL_SEARCH_MIN_POINTS
-        self._points_seen, self._points_read_at = 0, -float("inf")
         self._temporary = root is None
         self._root: Path | None = None if root is None else Path(root)
         self._on_disk = on_disk
@@ -543,47 +470,18 @@ class EdgeBackend:
 
     def query(self, plan: QueryPlan) -> list[SearchHit]:
         """Run the plan; returns at least the ``plan.top_k`` best hits, ties at the cut included."""
-        split = self.parallel_search and _splits(plan)
+        request = self._request(plan)
         with self._call("query") as shard:
-            if split and self._large_enough(shard):
-                branches = _run_split(shard, "query", to_edge_branch_requests(plan, self._search_params()))
-            else:
-                found = shard.query(self._request(plan))
-                split = False
-        if split:
-            return self._fused(plan, branches)
+            found = shard.query(request)
         return _best_hits(found, plan.top_k)
 
-    def _large_enough(self, shard: qe.EdgeShard) -> bool:
-        """Whether the collection holds :attr:`parallel_search_min_points` points (the count is
-        read again at most every few seconds)."""
-        if self.parallel_search_min_points <= 0:
-            return True
-        now = time.monotonic()
-        if now - self._points_read_at > _POINTS_TTL_S:
-            self._points_seen = int(shard.info().points_count)
-            self._points_read_at = now
-        return self._points_seen >= self.parallel_search_min_points
-
-    def _fused(self, plan: QueryPlan, branches: Sequence[Any]) -> list[SearchHit]:
-        """The branches' answers of a split hybrid plan, fused as the engine fuses them."""
-        spec = plan.spec
-        assert spec is not None
-        config = spec.hybrid
-        weights = config.weights if config.fusion == "rrf" else None
-        fused = fuse_branches(branches, config.fusion, rrf_k=config.rrf_k, weights=weights)  # type: ignore[arg-type]
-        return _best_fused(fused[: plan.limit], plan.top_k)
-
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[SearchHit]]:
-        """Run the plans as ``query_batch`` calls: one, or one per core (``parallel_search``)."""
+        """Run the plans as one ``query_batch`` call (one pass over the segments)."""
         if not plans:
             return []
-        requests = [self._request(p) for p in plans]
-        parts = min(len(requests), _POOL_SIZE) if self.parallel_search else 1
-        step = -(-len(requests) // parts)
-        batches = [qe.QueryBatchRequest(requests[at : at + step]) for at in range(0, len(requests), step)]
+        request = qe.QueryBatchRequest([self._request(p) for p in plans])
         with self._call("query batch") as shard:
-            found = [points for answer in _run_split(shard, "query_batch", batches) for points in answer]
+            found = shard.query_batch(request)
         return [_best_hits(points, plan.top_k) for points, plan in zip(found, plans)]
 
     def query_groups(

@@ -24,9 +24,7 @@ from qdrant_client import models
 from gte_rag.errors import ConfigError
 from gte_rag.qdrant._query import QueryPlan
 
-__all__ = [
-    "convert_filter", "to_edge_branch_requests", "to_edge_filter", "to_edge_prefetch", "to_edge_query", "to_edge_request",
-]
+__all__ = ["convert_filter", "to_edge_filter", "to_edge_prefetch", "to_edge_query", "to_edge_request"]
 
 logger = logging.getLogger(__name__)
 
@@ -368,24 +366,3 @@ def to_edge_request(plan: QueryPlan) -> qe.QueryRequest:
         with_payload=plan.with_payload,
         with_vector=False,
     )
-
-
-def to_edge_branch_requests(plan: QueryPlan, params: qe.SearchParams | None) -> list[qe.QueryRequest]:
-    """The branches of a hybrid plan built by ``build_query_plan`` as separate requests.
-
-    Each request is what the plan's prefetch of that branch asks (same vector, filter, limit
-    and search parameters), so that fusing their answers in the client
-    (:func:`~gte_rag.qdrant._fusion.fuse_branches`) gives what the one-request form gives.
-    """
-    spec = plan.spec
-    if spec is None or spec.mode != "hybrid" or spec.sparse_name is None or spec.sparse is None:
-        raise ConfigError("only a hybrid plan built by build_query_plan splits into branch requests")
-    flt = to_edge_filter(plan.filter)
-    sparse = qe.SparseVector(list(spec.sparse.indices), list(spec.sparse.values))
-    dense: Any = spec.dense
-    return [
-        qe.QueryRequest(limit=spec.prefetch_limit, query=qe.Query.Nearest(dense, using=spec.dense_name),
-                        prefetches=None, filter=flt, params=params, with_payload=plan.with_payload, with_vector=False),
-        qe.QueryRequest(limit=spec.prefetch_limit, query=qe.Query.Nearest(sparse, using=spec.sparse_name),  # type: ignore[arg-type]
-                        prefetches=None, filter=flt, params=params, with_payload=plan.with_payload, with_vector=False),
-    ]

@@ -7,11 +7,6 @@ filter, and an outer fusion step that also carries it::
           query=RRF(k, weights) | DBSF | formula($score[0]*w_d + $score[1]*w_s),
           filter=filter, limit=top_k)
 
-On Qdrant Edge, whose engine runs a request's branches one after the other on the calling
-thread, a large collection's RRF / DBSF plan may instead run as two concurrent branch
-requests fused in the client with the engine's arithmetic (``EdgeBackend.parallel_search``);
-the answer is the same.
-
 The plan records what is asked (:class:`PlanSpec`); qdrant-client backends read it as
 ``qdrant_client.models`` objects (built once, on first access), and the Edge backend builds
 its own request types straight from the spec.

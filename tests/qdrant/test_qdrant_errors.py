@@ -24,7 +24,6 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 import gte_rag.qdrant._client as client_module
-import gte_rag.qdrant._edge as edge_module
 import gte_rag.qdrant._edge_convert as edge_convert
 from gte_rag._types import SparseVector
 from gte_rag.errors import CollectionNotFoundError, ConfigError, StoreError, StoreUnavailableError
@@ -252,8 +251,7 @@ async def test_our_own_bugs_propagate_unchanged(
         raise exc_type("a gte_rag bug")
 
     if stores.engine == "edge":
-        monkeypatch.setattr(edge_convert, "_spec_request", broken)  # our request builders:
-        monkeypatch.setattr(edge_module, "to_edge_branch_requests", broken)  # one request, split
+        monkeypatch.setattr(edge_convert, "_spec_request", broken)  # our request builder
     else:
         monkeypatch.setattr(client_module, "_query_kwargs", broken)
     with pytest.raises(exc_type, match="a gte_rag bug") as info:
