@@ -82,9 +82,11 @@ def test_edge_shard_gets_the_settings(tmp_path: Path) -> None:
 
 
 def test_new_collections_get_the_large_collection_defaults(tmp_path: Path) -> None:
-    from gte_rag.qdrant import DEFAULT_HNSW_EF, DEFAULT_HNSW_M
+    from gte_rag.qdrant import DEFAULT_HNSW_EF, DEFAULT_HNSW_EF_CONSTRUCT, DEFAULT_HNSW_M
 
-    assert (StorageConfig().hnsw_m, StorageConfig().search_ef) == (DEFAULT_HNSW_M, DEFAULT_HNSW_EF) == (32, 768)
+    defaults = StorageConfig()
+    assert (defaults.hnsw_m, defaults.hnsw_ef_construct, defaults.search_ef) == (32, 200, 512)
+    assert (DEFAULT_HNSW_M, DEFAULT_HNSW_EF_CONSTRUCT, DEFAULT_HNSW_EF) == (32, 200, 512)
     assert StorageConfig(hnsw_ef=64).search_ef == 64
     with open_store(tmp_path, CollectionLayout("docs", dense_size=DIM)) as store:
         store.ensure_collection()
@@ -93,7 +95,7 @@ def test_new_collections_get_the_large_collection_defaults(tmp_path: Path) -> No
         assert store.backend._search_params().hnsw_ef == DEFAULT_HNSW_EF  # type: ignore[attr-defined]
         assert store.query(_vectors(1)[0], None, top_k=1, hybrid=HybridConfig(mode="dense"))
     config = json.loads((tmp_path / "docs" / "edge_config.json").read_text(encoding="utf-8"))
-    assert config["hnsw_config"]["m"] == DEFAULT_HNSW_M and config["hnsw_config"]["ef_construct"] == 100
+    assert config["hnsw_config"]["m"] == DEFAULT_HNSW_M and config["hnsw_config"]["ef_construct"] == 200
 
 
 def test_a_collection_without_recorded_settings_keeps_qdrants_graph_defaults() -> None:
@@ -101,8 +103,9 @@ def test_a_collection_without_recorded_settings_keeps_qdrants_graph_defaults() -
     from gte_rag.qdrant._layout import LEGACY_STORAGE
 
     legacy = CollectionLayout("docs", dense_size=DIM, storage=None)
-    assert legacy.storage_settings == LEGACY_STORAGE and LEGACY_STORAGE.hnsw_m == 16
-    assert resolve_storage(None, legacy, "./kb").hnsw_m == 16
+    assert legacy.storage_settings == LEGACY_STORAGE
+    assert (LEGACY_STORAGE.hnsw_m, LEGACY_STORAGE.hnsw_ef_construct) == (16, 100)
+    assert (resolve_storage(None, legacy, "./kb").hnsw_m, resolve_storage(None, legacy, "./kb").hnsw_ef_construct) == (16, 100)
     assert resolve_storage(StorageConfig(hnsw_m=16, hnsw_ef=300), legacy, "./kb").search_ef == 300
     with pytest.raises(ConfigError, match=r"recorded no storage settings.*hnsw_m"):
         resolve_storage(StorageConfig(hnsw_m=32), legacy, "./kb")
