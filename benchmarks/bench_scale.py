@@ -37,8 +37,8 @@ to ``benchmarks/results/bench_scale-<time>.partial.jsonl`` as soon as it is meas
 
 Usage::
 
-    python benchmarks/bench_scale.py --points 10000 100000 1000000 --kb 100000   # the recorded run
-    python benchmarks/bench_scale.py --points 1000000 --configs int8-disk
+    python benchmarks/bench_scale.py --points 10000 100000 --kb 100000 --hnsw-ef 256 384 512 768
+    python benchmarks/bench_scale.py --points 1000000 --configs int8-disk int8 --hnsw-ef 384 512 640 768
     python benchmarks/bench_scale.py --points 2000 --queries 50           # smoke run
 """
 

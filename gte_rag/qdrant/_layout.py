@@ -61,9 +61,9 @@ per million points instead of 130 MB and the build takes 17-32% longer."""
 DEFAULT_HNSW_EF_CONSTRUCT = 200
 """Candidates while a new collection's HNSW graph is built. Qdrant's own default (100) builds
 a graph that needs a search ef of about 800 to find 95% of the exact hybrid top 10 at a million
-384-d points; with 200 (``benchmarks/bench_scale.py``, int8) ef 512 finds 95.3% (100: 92.5-93.0%)
-and ef 768 97.1% (100: 94.7-94.9%), for a build about twice as long (1,060 s instead of 525-589 s
-at 1M points, on 2 cores)."""
+384-d points; with 200 (``benchmarks/bench_scale.py``, int8) ef 512 finds 95.3-95.7% (100:
+92.5-93.0%) and ef 768 97.1% (100: 94.7-94.9%), for a build about twice as long (1,060-1,143 s
+instead of 525-589 s at 1M points, on 2 cores)."""
 
 DEFAULT_HNSW_EF = 512
 """Candidates of an HNSW search when :attr:`StorageConfig.hnsw_ef` is ``None``. Qdrant's own
