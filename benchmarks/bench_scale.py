@@ -175,12 +175,13 @@ def _disk_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def _storage(config: str, hnsw_ef: int | None, graph: dict[str, int]) -> Any:
+def _storage(config: str, graph: dict[str, int]) -> Any:
+    """The storage of a configuration; the search ef is set per measurement, on the same index."""
     from gte_rag.qdrant import StorageConfig
 
     if config == "float32":
-        return StorageConfig(hnsw_ef=hnsw_ef, **graph)
-    return StorageConfig(quantization="int8", on_disk=config == "int8-disk", hnsw_ef=hnsw_ef, **graph)
+        return StorageConfig(**graph)
+    return StorageConfig(quantization="int8", on_disk=config == "int8-disk", **graph)
 
 
 def _queries(sample: dict[str, Any], n: int) -> list[tuple[np.ndarray, Any]]:
@@ -237,7 +238,7 @@ def measure(points: int, config: str, n_queries: int, efs: list[int | None], sam
     del sample["doc_dense"]
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     layout = CollectionLayout(
-        "scale", dense_size=DIM, sparse_idf=True, storage=_storage(config, None, graph),
+        "scale", dense_size=DIM, sparse_idf=True, storage=_storage(config, graph),
         payload_indexes={"doc_id": "keyword", "ref_doc_id": "keyword", "chunk_index": "integer"},
     )
     row: dict[str, Any] = {"points": points, "config": config, "hnsw_m": layout.storage_settings.hnsw_m,

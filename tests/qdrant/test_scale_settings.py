@@ -91,7 +91,7 @@ def test_new_collections_get_the_large_collection_defaults(tmp_path: Path) -> No
     with open_store(tmp_path, CollectionLayout("docs", dense_size=DIM)) as store:
         store.ensure_collection()
         store.upsert(_points(50))
-        # every query carries the search ef (Qdrant's own default would be ef_construct, 100)
+        # every query carries the search ef (without one, Qdrant searches with ef_construct candidates)
         assert store.backend._search_params().hnsw_ef == DEFAULT_HNSW_EF  # type: ignore[attr-defined]
         assert store.query(_vectors(1)[0], None, top_k=1, hybrid=HybridConfig(mode="dense"))
     config = json.loads((tmp_path / "docs" / "edge_config.json").read_text(encoding="utf-8"))
@@ -105,7 +105,8 @@ def test_a_collection_without_recorded_settings_keeps_qdrants_graph_defaults() -
     legacy = CollectionLayout("docs", dense_size=DIM, storage=None)
     assert legacy.storage_settings == LEGACY_STORAGE
     assert (LEGACY_STORAGE.hnsw_m, LEGACY_STORAGE.hnsw_ef_construct) == (16, 100)
-    assert (resolve_storage(None, legacy, "./kb").hnsw_m, resolve_storage(None, legacy, "./kb").hnsw_ef_construct) == (16, 100)
+    resolved = resolve_storage(None, legacy, "./kb")
+    assert (resolved.hnsw_m, resolved.hnsw_ef_construct) == (16, 100)
     assert resolve_storage(StorageConfig(hnsw_m=16, hnsw_ef=300), legacy, "./kb").search_ef == 300
     with pytest.raises(ConfigError, match=r"recorded no storage settings.*hnsw_m"):
         resolve_storage(StorageConfig(hnsw_m=32), legacy, "./kb")
